@@ -1,0 +1,17 @@
+"""Pure kernels: ``*_forward(...) -> (out, cache)`` and ``*_backward(dout, cache) -> grads``.
+
+No state, no classes. Loop references of conv and pooling live in ``nnlite.functional.reference``.
+"""
+from .activations import (leaky_relu_backward, leaky_relu_forward, log_softmax, relu_backward,
+                          relu_forward, sigmoid_backward, sigmoid_forward, softmax_backward,
+                          softmax_forward, tanh_backward, tanh_forward)
+from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_running_update
+from .conv import col2im, conv2d_backward, conv2d_forward, conv_output_size, im2col
+from .dropout import dropout_backward, dropout_forward
+from .linear import linear_backward, linear_forward
+from .losses import bce_with_logits, mse, multiclass_hinge, softmax_cross_entropy
+from .pool import (avgpool2d_backward, avgpool2d_forward, flatten_backward, flatten_forward,
+                   global_avgpool_backward, global_avgpool_forward, maxpool2d_backward,
+                   maxpool2d_forward)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,31 @@
+"""Affine (dense) kernel.
+
+Convention (as PyTorch): ``w`` has shape (D_out, D_in), so ``y = x @ w.T + b``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
+    """y = x W^T + b.
+
+    x: (N, D_in); w: (D_out, D_in); b: (D_out,) or None  ->  out: (N, D_out), cache.
+    """
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out, (x, w, b is not None)
+
+
+def linear_backward(dout: np.ndarray, cache, need_weight_grad: bool = True):
+    """Gradients of y = x W^T + b.
+
+    dx = dout W  (N, D_in);  dW = dout^T x  (D_out, D_in);  db = sum_n dout  (D_out,).
+    ``dw``/``db`` are None when ``need_weight_grad`` is False (frozen layer) or there is no bias.
+    """
+    x, w, has_bias = cache
+    dx = dout @ w
+    dw = dout.T @ x if need_weight_grad else None
+    db = dout.sum(axis=0) if (need_weight_grad and has_bias) else None
+    return dx, dw, db

@@ -1,0 +1,10 @@
+"""Layers and models: ``Parameter``, ``Module``, layers, containers, ``summary``."""
+from .containers import Residual, Sequential, basic_block, projection_shortcut
+from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
+                     GlobalAvgPool2d, Identity, LeakyReLU, Linear, MaxPool2d, Normalize, ReLU,
+                     Sigmoid, Softmax, Tanh)
+from .module import Module
+from .parameter import Parameter
+from .summary import summary
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,107 @@
+"""Containers: ``Sequential`` and the ``Residual`` block."""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import BatchNorm2d, Conv2d, Identity, ReLU
+from .module import Module
+
+
+class Sequential(Module):
+    """Chain of modules: forward left to right, backward right to left.
+
+    Children are named "0", "1", ... so parameters read ``"3.weight"`` in ``named_parameters``.
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential item {i} must be a Module, got {type(layer).__name__}")
+            setattr(self, str(i), layer)
+
+    @property
+    def layers(self):
+        return list(self._modules.values())
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Sequential(*self.layers[i])
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def append(self, layer: Module) -> "Sequential":
+        setattr(self, str(len(self)), layer)
+        return self
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self._modules.values()):
+            dout = layer.backward(dout)
+        return dout
+
+    def output_shape(self, input_shape):
+        for layer in self._modules.values():
+            input_shape = layer.output_shape(input_shape)
+        return tuple(input_shape)
+
+
+class Residual(Module):
+    """out = block(x) + shortcut(x); backward sends dout through both branches and sums.
+
+    ``shortcut`` is the identity by default; use ``projection_shortcut`` (1x1 conv + batch norm)
+    when the block changes the channel count or stride. Put a ReLU after the block in a
+    ``Sequential`` for the classic ResNet ``relu(F(x) + x)``, or use ``basic_block``.
+    """
+
+    def __init__(self, block: Module, shortcut: Module | None = None):
+        super().__init__()
+        self.block = block
+        self.shortcut = shortcut if shortcut is not None else Identity()
+
+    def forward(self, x):
+        main = self.block.forward(x)
+        side = self.shortcut.forward(x)
+        if main.shape != side.shape:
+            raise ValueError(f"Residual branches disagree: block gives {main.shape}, shortcut gives "
+                             f"{side.shape}; use a projection shortcut (projection_shortcut)")
+        return main + side
+
+    def backward(self, dout):
+        return self.block.backward(dout) + self.shortcut.backward(dout)
+
+    def output_shape(self, input_shape):
+        return self.block.output_shape(input_shape)
+
+
+def projection_shortcut(in_channels, out_channels, stride=1, rng=None, dtype=np.float32):
+    """1x1 convolution (with ``stride``, no bias) followed by batch norm."""
+    return Sequential(Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, rng=rng, dtype=dtype),
+                      BatchNorm2d(out_channels, dtype=dtype))
+
+
+def basic_block(in_channels, out_channels, stride=1, rng=None, dtype=np.float32):
+    """ResNet basic block: relu( bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x) ).
+
+    The shortcut is the identity when shapes agree, else a 1x1-conv + batch-norm projection.
+    """
+    block = Sequential(
+        Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False, rng=rng, dtype=dtype),
+        BatchNorm2d(out_channels, dtype=dtype), ReLU(),
+        Conv2d(out_channels, out_channels, 3, padding=1, bias=False, rng=rng, dtype=dtype),
+        BatchNorm2d(out_channels, dtype=dtype))
+    shortcut = None
+    if stride != 1 or in_channels != out_channels:
+        shortcut = projection_shortcut(in_channels, out_channels, stride, rng, dtype)
+    return Sequential(Residual(block, shortcut), ReLU())

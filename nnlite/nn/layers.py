@@ -1,0 +1,377 @@
+"""Thin layer classes over the kernels in ``nnlite.functional``.
+
+Each layer checks its input at the public entry point (rank, channels, dtype), keeps the
+kernel's cache between ``forward`` and ``backward``, and adds parameter gradients into
+``Parameter.grad``. A frozen parameter (``trainable=False``) gets no gradient computed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .._checks import as_generator, check_float_array, check_same_dtype, pair
+from ..init import get_initializer
+from .module import Module
+from .parameter import Parameter
+
+
+class _Stateless(Module):
+    """A layer without parameters: subclasses set ``_fwd`` / ``_bwd`` kernels."""
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        out, self._cache = self._fwd(x)
+        return out
+
+    def backward(self, dout):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._bwd(dout, self._cache)
+
+
+class ReLU(_Stateless):
+    """y = max(x, 0)."""
+    _fwd = staticmethod(F.relu_forward)
+    _bwd = staticmethod(F.relu_backward)
+
+
+class Sigmoid(_Stateless):
+    """y = 1 / (1 + exp(-x))."""
+    _fwd = staticmethod(F.sigmoid_forward)
+    _bwd = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Stateless):
+    """y = tanh(x)."""
+    _fwd = staticmethod(F.tanh_forward)
+    _bwd = staticmethod(F.tanh_backward)
+
+
+class LeakyReLU(Module):
+    """y = x if x > 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        out, self._cache = F.leaky_relu_forward(x, self.negative_slope)
+        return out
+
+    def backward(self, dout):
+        return F.leaky_relu_backward(dout, self._cache)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Module):
+    """Softmax along ``axis`` as a layer (backward is the Jacobian-vector product).
+
+    For classification training use ``SoftmaxCrossEntropy`` on logits instead (fused, stable).
+    """
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        out, self._cache = F.softmax_forward(x, self.axis)
+        return out
+
+    def backward(self, dout):
+        return F.softmax_backward(dout, self._cache)
+
+
+class Identity(Module):
+    """y = x."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+class Flatten(_Stateless):
+    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+    _fwd = staticmethod(F.flatten_forward)
+    _bwd = staticmethod(F.flatten_backward)
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+
+class Linear(Module):
+    """Dense layer y = x W^T + b.  x: (N, in_features) -> (N, out_features).
+
+    weight: (out_features, in_features) (PyTorch's layout), He-normal by default; bias zeros.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
+                 dtype=np.float32, init="he_normal"):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(get_initializer(init)((self.out_features, self.in_features),
+                                                      as_generator(rng), dtype))
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got {x.shape}")
+        check_same_dtype(x, self.weight.data)
+        out, self._cache = F.linear_forward(x, self.weight.data,
+                                            None if self.bias is None else self.bias.data)
+        return out
+
+    def backward(self, dout):
+        need_w = self.weight.trainable or (self.bias is not None and self.bias.trainable)
+        dx, dw, db = F.linear_backward(dout, self._cache, need_weight_grad=need_w)
+        if self.weight.trainable:
+            self.weight.accumulate(dw)
+        if self.bias is not None and self.bias.trainable:
+            self.bias.accumulate(db)
+        return dx
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], self.out_features)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input via im2col + one GEMM.
+
+    x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
+    weight: (out_channels, in_channels, kh, kw), He-normal (fan_in = C_in*kh*kw); bias zeros.
+    ``needs_input_grad=False`` (set it on a model's first layer) skips the col2im in backward.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"kernel_size and stride must be >= 1, got {self.kernel_size}, {self.stride}")
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
+        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
+        self.needs_input_grad = True
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2d expects {self.in_channels} input channels (N, {self.in_channels}, H, W), "
+                             f"got shape {x.shape}")
+        check_same_dtype(x, self.weight.data)
+        out, self._cache = F.conv2d_forward(x, self.weight.data,
+                                            None if self.bias is None else self.bias.data,
+                                            self.stride, self.padding)
+        return out
+
+    def backward(self, dout):
+        need_w = self.weight.trainable or (self.bias is not None and self.bias.trainable)
+        dx, dw, db = F.conv2d_backward(dout, self._cache, need_input_grad=self.needs_input_grad,
+                                       need_weight_grad=need_w)
+        if self.weight.trainable:
+            self.weight.accumulate(dw)
+        if self.bias is not None and self.bias.trainable:
+            self.bias.accumulate(db)
+        return dx
+
+    def output_shape(self, input_shape):
+        n, _, h, w = input_shape
+        return (n, self.out_channels,
+                F.conv_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0]),
+                F.conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1]))
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class _Pool(Module):
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"kernel_size and stride must be >= 1, got {self.kernel_size}, {self.stride}")
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=4)
+        out, self._cache = self._fwd(x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout):
+        return self._bwd(dout, self._cache)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = input_shape
+        return (n, c, F.conv_output_size(h, self.kernel_size[0], self.stride[0], 0),
+                F.conv_output_size(w, self.kernel_size[1], self.stride[1], 0))
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2d(_Pool):
+    """Max pooling (N, C, H, W) -> (N, C, Ho, Wo); the gradient goes to each window's first maximum."""
+    _fwd = staticmethod(F.maxpool2d_forward)
+    _bwd = staticmethod(F.maxpool2d_backward)
+
+
+class AvgPool2d(_Pool):
+    """Average pooling (N, C, H, W) -> (N, C, Ho, Wo)."""
+    _fwd = staticmethod(F.avgpool2d_forward)
+    _bwd = staticmethod(F.avgpool2d_backward)
+
+
+class GlobalAvgPool2d(Module):
+    """(N, C, H, W) -> (N, C): the mean over all spatial positions."""
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=4)
+        out, self._cache = F.global_avgpool_forward(x)
+        return out
+
+    def backward(self, dout):
+        return F.global_avgpool_backward(dout, self._cache)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+
+class _BatchNorm(Module):
+    """Batch normalization; see ``nnlite.functional.batchnorm`` for the math.
+
+    momentum follows PyTorch: running = (1 - momentum) * running + momentum * batch_stat
+    (unbiased batch variance), default 0.1. Backward works in training and eval mode.
+    """
+    _rank = None
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype=np.float32):
+        super().__init__()
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.weight = Parameter(np.ones(num_features, dtype=dtype))    # gamma
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype))     # beta
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=self._rank)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__} expects {self.num_features} features on axis 1, "
+                             f"got shape {x.shape}")
+        check_same_dtype(x, self.weight.data)
+        if self.training and x.size // x.shape[1] < 2:
+            raise ValueError(f"{type(self).__name__} in training mode needs more than one value "
+                             f"per feature, got input of shape {x.shape}")
+        out, self._cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, self.training,
+                                               self.running_mean, self.running_var, self.eps)
+        if self.training:
+            mean, var = F.batchnorm_running_update(self.running_mean, self.running_var,
+                                                   self._cache, self.momentum)
+            self._set_buffer("running_mean", mean)
+            self._set_buffer("running_var", var)
+        return out
+
+    def backward(self, dout):
+        need_w = self.weight.trainable or self.bias.trainable
+        dx, dgamma, dbeta = F.batchnorm_backward(dout, self._cache, need_weight_grad=need_w)
+        if self.weight.trainable:
+            self.weight.accumulate(dgamma)
+        if self.bias.trainable:
+            self.bias.accumulate(dbeta)
+        return dx
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, D): statistics per feature over the batch."""
+    _rank = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W): statistics per channel over (N, H, W)."""
+    _rank = 4
+
+
+class Dropout(Module):
+    """Inverted dropout; ``p`` is the probability of DROPPING a unit (PyTorch's convention).
+
+    Training: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) drawn from the layer's own
+    Generator ``self.rng`` (pass ``rng`` for reproducibility). Eval: y = x.
+    """
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout p (drop probability) must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = as_generator(rng)
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        out, self._cache = F.dropout_forward(x, self.p, self.rng, self.training)
+        return out
+
+    def backward(self, dout):
+        return F.dropout_backward(dout, self._cache)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Normalize(Module):
+    """Per-channel standardization inside the model: y = (x - mean) / std.
+
+    Keeps models taking images in [0, 1] so attack budgets stay in pixel units.
+    mean, std: (C,) buffers (saved with the weights, never trained). x: (N, C, H, W) or (N, C).
+    """
+
+    def __init__(self, mean, std, dtype=np.float32):
+        super().__init__()
+        mean = np.asarray(mean, dtype=dtype).reshape(-1)
+        std = np.asarray(std, dtype=dtype).reshape(-1)
+        if mean.shape != std.shape:
+            raise ValueError(f"mean and std must have the same length, got {mean.shape} and {std.shape}")
+        if np.any(std <= 0):
+            raise ValueError("std must be positive")
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def _bshape(self, x):
+        return (1, -1) + (1,) * (x.ndim - 2)
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=(2, 4))
+        if x.shape[1] != self.mean.size:
+            raise ValueError(f"Normalize expects {self.mean.size} channels on axis 1, got shape {x.shape}")
+        check_same_dtype(x, self.mean, what="the normalization statistics")
+        self._cache = x.ndim
+        return (x - self.mean.reshape(self._bshape(x))) / self.std.reshape(self._bshape(x))
+
+    def backward(self, dout):
+        return dout / self.std.reshape(self._bshape(dout))
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
