@@ -9,19 +9,24 @@ import numbers
 import numpy as np
 
 
-def as_generator(rng) -> np.random.Generator:
-    """Return a ``numpy.random.Generator`` from a Generator, an int seed, or None.
+def as_generator(rng, allow_none: bool = True) -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from a Generator or a non-negative int seed.
 
-    ``None`` gives a fresh Generator seeded from OS entropy (not NumPy's global RNG);
-    pass a Generator or a seed for reproducible results.
+    A Generator is returned unchanged (its state advances as it is used). ``None`` gives a
+    fresh Generator seeded from OS entropy (never NumPy's global RNG) when ``allow_none``;
+    functions whose results must be reproducible pass ``allow_none=False`` and refuse it.
+    Bools, floats and the legacy ``RandomState`` are refused.
     """
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None:
+    if rng is None and allow_none:
         return np.random.default_rng()
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral):
+        raise TypeError(f"rng must be a numpy.random.Generator or an int seed"
+                        f"{' or None' if allow_none else ''}, got {type(rng).__name__}")
+    if int(rng) < 0:
+        raise ValueError(f"rng seed must be >= 0, got {int(rng)}")
+    return np.random.default_rng(int(rng))
 
 
 def check_float_array(x, name: str = "x", ndim=None) -> np.ndarray:

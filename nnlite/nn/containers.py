@@ -47,8 +47,13 @@ class Sequential(Module):
         return x
 
     def backward(self, dout):
+        """Backward right to left. A layer that skips its input gradient (``Conv2d`` with
+        ``needs_input_grad=False``) returns None; propagation stops there (layers before it
+        must then have no trainable parameters) and None is returned."""
         for layer in reversed(self._modules.values()):
             dout = layer.backward(dout)
+            if dout is None:
+                return None
         return dout
 
     def output_shape(self, input_shape):
