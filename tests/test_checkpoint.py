@@ -1,0 +1,308 @@
+"""Tests of nnlite.train.checkpoint: format, exact resume, atomic writes, damage detection,
+architecture checks."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import nnlite.nn as nn
+from nnlite.losses import SoftmaxCrossEntropy
+from nnlite.optim import SGD, Adam, StepLR
+from nnlite.train import (CheckpointError, CheckpointMismatchError, Trainer, load_checkpoint,
+                          read_checkpoint, save_checkpoint)
+
+
+def blobs(n=200, d=6, c=3, seed=0):
+    r = np.random.default_rng(seed)
+    y = r.integers(0, c, n).astype(np.int64)
+    x = (r.standard_normal((c, d))[y] * 2 + r.standard_normal((n, d))).astype(np.float32)
+    return x, y
+
+
+def mlp(seed=1, d=6, hidden=12, c=3):
+    r = np.random.default_rng(seed)
+    return nn.Sequential(nn.Linear(d, hidden, rng=r), nn.BatchNorm1d(hidden), nn.ReLU(),
+                         nn.Dropout(0.3, rng=np.random.default_rng(seed + 100)),
+                         nn.Linear(hidden, c, rng=r))
+
+
+def setup(seed=1, trainer_seed=3):
+    """Freshly built model, SGD with momentum, StepLR and a shuffling trainer."""
+    model = mlp(seed)
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = StepLR(opt, step_size=1, gamma=0.7)
+    tr = Trainer(model, SoftmaxCrossEntropy(), opt, sched, batch_size=32, rng=trainer_seed,
+                 progress=False)
+    return model, opt, sched, tr
+
+
+def weights(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    x, y = blobs()
+    model, opt, sched, tr = setup()
+    tr.fit(x, y, epochs=2)
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model, opt, sched, tr, epoch=2, extra={"note": "hi", "n": [1, 2]})
+    return path, model, opt, sched, tr
+
+
+# -- round trip and format -------------------------------------------------------------------------
+def test_round_trip_restores_everything(trained):
+    path, model, opt, sched, tr = trained
+    m2, o2, s2, t2 = setup(seed=50, trainer_seed=60)
+    info = load_checkpoint(path, m2, o2, s2, t2)
+    assert info["epoch"] == 2 and info["extra"] == {"note": "hi", "n": [1, 2]}
+    assert info["history"]["loss"] == tr.history["loss"] and t2.history.epoch == [0, 1]
+    assert same(weights(m2), weights(model))
+    so, s2o = opt.state_dict(), o2.state_dict()
+    assert same(so, s2o)
+    assert s2.get_last_lr() == sched.get_last_lr() and o2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    # every Generator continues identically
+    assert t2.rng.random() == tr.rng.random() and t2.split_seed == tr.split_seed
+    assert np.array_equal(m2[3].rng.random(5), model[3].rng.random(5))
+
+
+def test_file_is_plain_npz_with_json_meta_and_checksum(trained):
+    path = trained[0]
+    with np.load(path, allow_pickle=False) as z:
+        files = z.files
+        assert all(not z[k].dtype.hasobject for k in files)
+        meta = json.loads(str(z["__meta__"][()]))
+    assert any(k.startswith("model/0.weight") for k in files)
+    assert "model/1.running_mean" in files
+    assert any(k.startswith("optim/state.") for k in files)
+    assert "sched/last_epoch" in files
+    assert meta["version"] == 1 and len(meta["sha256"]) == 64 and meta["epoch"] == 2
+    assert set(meta["module_rngs"]) == {"3"}
+    assert meta["module_rngs"]["3"]["bit_generator"] == "PCG64"
+    assert set(meta["keys"]) == set(files) - {"__meta__"}
+    read_meta, arrays = read_checkpoint(path)
+    assert list(arrays) == meta["keys"]
+
+
+def test_h5_round_trip(tmp_path):
+    x, y = blobs(n=64)
+    model, opt, sched, tr = setup()
+    tr.fit(x, y, epochs=1)
+    path = tmp_path / "ckpt.h5"
+    save_checkpoint(path, model, opt, sched, tr, epoch=1)
+    with open(path, "rb") as f:
+        assert f.read(4) == b"\x89HDF"
+    m2, o2, s2, t2 = setup(seed=9)
+    info = load_checkpoint(path, m2, o2, s2, t2)
+    assert info["epoch"] == 1 and same(weights(m2), weights(model))
+    assert same(o2.state_dict(), opt.state_dict())
+    # flipping bytes inside the data is caught by the checksum
+    data = bytearray(path.read_bytes())
+    w = model[0].weight.data.tobytes()
+    at = bytes(data).find(w)
+    assert at > 0
+    data[at + 5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    before = weights(m2)
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path, m2, o2, s2, t2)
+    assert same(weights(m2), before)
+
+
+# -- exact resume ------------------------------------------------------------------------------------
+def test_resume_gives_identical_weights(tmp_path):
+    x, y = blobs()
+    model, opt, sched, tr = setup()
+    h_straight = tr.fit(x, y, epochs=4, val_split=0.2)
+    straight = weights(model)
+
+    m1, o1, s1, t1 = setup()
+    t1.fit(x, y, epochs=2, val_split=0.2)
+    path = tmp_path / "half.npz"
+    save_checkpoint(path, m1, o1, s1, t1, epoch=2)
+    del m1, o1, s1, t1
+
+    m2, o2, s2, t2 = setup()
+    info = load_checkpoint(path, m2, o2, s2, t2)
+    h_resumed = t2.fit(x, y, epochs=4, val_split=0.2, initial_epoch=info["epoch"])
+    assert same(weights(m2), straight)
+    for key in ("loss", "acc", "val_loss", "val_acc", "lr"):
+        assert h_resumed[key] == h_straight[key]
+    assert h_resumed.epoch == [0, 1, 2, 3]
+
+    # the test is sensitive: restoring only the weights and optimizer (not the RNG streams
+    # and the schedule) does not reproduce the run
+    m3, o3, s3, t3 = setup()
+    load_checkpoint(path, m3, o3, strict=False)
+    t3.fit(x, y, epochs=4, val_split=0.2, initial_epoch=2)
+    assert not same(weights(m3), straight)
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+def test_failed_write_leaves_previous_checkpoint_and_no_temp_file(trained, monkeypatch):
+    path, model, opt, sched, tr = trained
+    original = path.read_bytes()
+    real_savez = np.savez
+
+    def broken_savez(file, *args, **kw):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    model[0].weight.data += 1.0
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, opt, sched, tr, epoch=3)
+    monkeypatch.setattr(np, "savez", real_savez)
+    assert path.read_bytes() == original
+    assert os.listdir(path.parent) == ["ckpt.npz"]
+    # a failure before writing (non-serializable extra) also leaves everything in place
+    with pytest.raises(TypeError, match="JSON"):
+        save_checkpoint(path, model, extra={"f": object()})
+    assert path.read_bytes() == original and os.listdir(path.parent) == ["ckpt.npz"]
+
+
+# -- damaged files -----------------------------------------------------------------------------------
+def _fresh_with_snapshot():
+    m, o, s, t = setup(seed=77, trainer_seed=78)
+    x, y = blobs(n=64)
+    t.fit(x, y, epochs=1)
+    return (m, o, s, t), (weights(m), o.state_dict(), s.state_dict(), t.rng.bit_generator.state,
+                          m[3].rng.bit_generator.state)
+
+
+def _unchanged(objs, snap):
+    m, o, s, t = objs
+    return (same(weights(m), snap[0]) and same(o.state_dict(), snap[1])
+            and same(s.state_dict(), snap[2]) and t.rng.bit_generator.state == snap[3]
+            and m[3].rng.bit_generator.state == snap[4])
+
+
+def test_truncated_file_raises_checkpoint_error_and_changes_nothing(trained):
+    path = trained[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    objs, snap = _fresh_with_snapshot()
+    with pytest.raises(CheckpointError, match="damaged") as err:
+        load_checkpoint(path, *objs)
+    assert isinstance(err.value, ValueError)
+    assert _unchanged(objs, snap)
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.7])
+def test_flipped_bytes_raise_checkpoint_error_and_change_nothing(trained, where):
+    path = trained[0]
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * where)
+    for k in range(i, i + 4):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    objs, snap = _fresh_with_snapshot()
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path, *objs)
+    assert _unchanged(objs, snap)
+
+
+def test_checksum_catches_changed_arrays_even_with_a_valid_zip(tmp_path, trained):
+    path = trained[0]
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["model/0.weight"] = arrays["model/0.weight"] + 1  # rewritten with valid zip CRCs
+    forged = tmp_path / "forged.npz"
+    np.savez(forged, **arrays)
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(forged, mlp())
+
+
+def test_not_a_checkpoint(tmp_path):
+    for name, content in [("empty.npz", b""), ("text.npz", b"hello world"),
+                          ("plain.npz", None)]:
+        p = tmp_path / name
+        if content is None:
+            np.savez(p, a=np.ones(3))
+        else:
+            p.write_bytes(content)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(p, mlp())
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.npz", mlp())
+    with pytest.raises(TypeError, match="path"):
+        save_checkpoint(3.5, mlp())
+
+
+# -- compatibility -----------------------------------------------------------------------------------
+def test_architecture_mismatch_lists_names_and_changes_nothing(trained):
+    path = trained[0]
+    other = nn.Sequential(nn.Linear(6, 12, rng=0), nn.ReLU(), nn.Linear(12, 3, rng=1))
+    before = weights(other)
+    with pytest.raises(CheckpointMismatchError, match=r"missing.*'2\.weight'.*unexpected.*'1\.running_mean'"):
+        load_checkpoint(path, other)
+    assert same(weights(other), before)
+
+    wide = mlp(hidden=16)
+    before = weights(wide)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"shape mismatch for '0\.weight': model has \(16, 6\), checkpoint has \(12, 6\)"):
+        load_checkpoint(path, wide)
+    assert same(weights(wide), before)
+
+    doubles = mlp().astype(np.float64)
+    with pytest.raises(CheckpointMismatchError, match="dtype mismatch for '0.weight'"):
+        load_checkpoint(path, doubles)
+
+
+def test_non_strict_loads_the_matching_part(trained):
+    path, model = trained[0], trained[1]
+    smaller = nn.Sequential(nn.Linear(6, 12, rng=0))
+    info = load_checkpoint(path, smaller, strict=False)
+    assert np.array_equal(smaller[0].weight.data, model[0].weight.data)
+    assert "4.weight" in info["unexpected"] and info["missing"] == []
+
+
+def test_optimizer_mismatch_changes_nothing(trained):
+    path = trained[0]
+    m = mlp(seed=5)
+    before = weights(m)
+    adam = Adam(m.parameters())
+    with pytest.raises(CheckpointMismatchError, match="SGD"):
+        load_checkpoint(path, m, adam)
+    plain = SGD(m.parameters()[:2], lr=0.3)  # other parameter list: the groups do not fit
+    x, y = blobs(n=32)
+    Trainer(m, SoftmaxCrossEntropy(), plain, progress=False).fit(x, y, epochs=1)
+    before, opt_before = weights(m), plain.state_dict()
+    with pytest.raises(CheckpointMismatchError, match="optimizer.*group0.params"):
+        load_checkpoint(path, m, plain)
+    assert same(weights(m), before) and same(plain.state_dict(), opt_before)
+    # a checkpoint without optimizer state cannot fill an optimizer in strict mode
+    bare = path.parent / "bare.npz"
+    save_checkpoint(bare, m)
+    with pytest.raises(CheckpointMismatchError, match="no optimizer state"):
+        load_checkpoint(bare, m, plain)
+    load_checkpoint(bare, m, plain, strict=False)
+
+
+def test_schedule_failure_rolls_back_the_already_loaded_optimizer(tmp_path):
+    import nnlite.optim as optim
+
+    class StepLR(optim.StepLR):  # same class name, broken state
+        def state_dict(self):
+            d = super().state_dict()
+            d["last_lr"] = np.zeros(5)
+            return d
+
+    x, y = blobs(n=64)
+    model, opt, _, tr = setup()
+    tr.fit(x, y, epochs=1)
+    path = tmp_path / "bad_sched.npz"
+    save_checkpoint(path, model, opt, StepLR(opt, 1), epoch=1)
+    m2, o2, s2, _ = setup(seed=4)
+    Trainer(m2, SoftmaxCrossEntropy(), o2, progress=False).fit(x, y, epochs=1)
+    snap_w, snap_o, snap_s = weights(m2), o2.state_dict(), s2.state_dict()
+    with pytest.raises(CheckpointMismatchError, match="last_lr"):
+        load_checkpoint(path, m2, o2, s2)
+    assert same(weights(m2), snap_w) and same(o2.state_dict(), snap_o)
+    assert same(s2.state_dict(), snap_s)
