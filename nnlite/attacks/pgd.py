@@ -1,0 +1,191 @@
+"""Projected gradient descent (Madry et al., 2018) in the L-inf or L2 ball.
+
+One PGD step, for every example of a chunk (x0 = original input, x = current iterate):
+
+    g      = d CE(x, y) / dx                  (per-example; CE at the TARGET when targeted)
+    L-inf: x <- x + a * sign(g)               (targeted: x - a * sign(g))
+    L2:    x <- x + a * g / ||g||_2           (per example; a zero gradient gives a zero step)
+    then   delta = x - x0 is PROJECTED onto the eps ball around the ORIGINAL input
+           (L-inf: clip delta to [-eps, eps]; L2: delta *= min(1, eps / ||delta||_2)),
+    then   x = clip(x0 + delta, low, high)    (the valid range, ``clip``).
+
+Order: step, projection, clip. Clipping after projection keeps the iterate inside the ball:
+x0 lies in [low, high], so clipping only moves coordinates toward x0 and |delta_i| never
+grows; the result is in the intersection of the ball and the valid box.
+
+Random start: L-inf: delta ~ U[-eps, eps]^d; L2: uniform INSIDE the ball, direction
+u / ||u|| with u ~ N(0, I), radius eps * r^(1/d) with r ~ U[0, 1) (d = input size per
+example); then clipped to the valid range. All draws come from the ``rng`` Generator, so a
+fixed Generator (or seed) makes the attack reproducible.
+
+Restarts: the attack is run ``restarts`` times from independent random starts; per example
+the kept result is a successful one if any restart succeeded, else the one with the highest
+objective (untargeted: CE at the label; targeted: minus CE at the target); ties keep the
+earlier restart. The final iterate of each run is used (no best-iterate tracking).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._checks import as_generator, check_float_array, check_labels
+from .fgsm import AttackResult, _clip, check_clip, check_eps, check_targets, make_result
+from .gradients import (_check_batch_size, _check_logits, _raw_gradient, model_eval_state,
+                        per_example_cross_entropy)
+
+__all__ = ["pgd", "random_start_delta", "project"]
+
+_TINY = 1e-12
+
+
+def _flat_norm(v: np.ndarray) -> np.ndarray:
+    """Per-example L2 norm (float64), shaped to broadcast against v: (N, 1, 1, ...)."""
+    n = np.sqrt((v.reshape(v.shape[0], -1).astype(np.float64) ** 2).sum(axis=1))
+    return n.reshape((-1,) + (1,) * (v.ndim - 1))
+
+
+def random_start_delta(shape, eps: float, norm: str, rng, dtype=np.float32) -> np.ndarray:
+    """A random initial perturbation, uniform in the eps ball of ``norm`` ("inf" or "2").
+
+    shape: (N, ...) -> array of that shape and ``dtype``. L-inf: U[-eps, eps] per coordinate.
+    L2: uniform in the ball: normalized Gaussian direction times eps * U^(1/d), d = prod(shape[1:]).
+    """
+    rng = as_generator(rng)
+    if norm == "inf":
+        return rng.uniform(-eps, eps, size=shape).astype(dtype)
+    n = shape[0]
+    d = int(np.prod(shape[1:]))
+    u = rng.standard_normal(shape)
+    u /= np.maximum(_flat_norm(u), _TINY)
+    radius = eps * rng.random(n) ** (1.0 / max(d, 1))
+    return (u * radius.reshape((-1,) + (1,) * (len(shape) - 1))).astype(dtype)
+
+
+def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """Project each example of delta (N, ...) onto the ``norm`` ball of radius eps (in place).
+
+    L-inf: clip to [-eps, eps]. L2: scale by min(1, eps / ||delta||_2) per example.
+    """
+    if norm == "inf":
+        return np.clip(delta, -eps, eps, out=delta)
+    factor = np.minimum(1.0, eps / np.maximum(_flat_norm(delta), _TINY))
+    delta *= factor.astype(delta.dtype)
+    return delta
+
+
+def _check_norm(norm) -> str:
+    norm = str(norm).lower()
+    aliases = {"inf": "inf", "linf": "inf", "l-inf": "inf", "2": "2", "l2": "2"}
+    if norm not in aliases:
+        raise ValueError(f"norm must be 'inf' or '2', got {norm!r}")
+    return aliases[norm]
+
+
+def _check_positive_int(v, name, minimum=1):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _run(model, x0, labels, target, eps, step_size, steps, norm, random_start, bounds, rng):
+    """One PGD run on a chunk; returns the final iterate (model already in eval state)."""
+    dtype = x0.dtype
+    if random_start:
+        delta = random_start_delta(x0.shape, eps, norm, rng, dtype)
+        x = _clip(x0 + delta, bounds)
+    else:
+        x = x0.copy()
+    a = np.asarray(step_size, dtype=dtype)
+    sign = -1 if target is not None else 1
+    for _ in range(steps):
+        g, _ = _raw_gradient(model, x, y=target if target is not None else labels)
+        if norm == "inf":
+            x = x + (sign * a) * np.sign(g)
+        else:
+            gn = _flat_norm(g)
+            unit = np.where(gn > _TINY, g / np.maximum(gn, _TINY), 0.0).astype(dtype)
+            x = x + (sign * a) * unit
+        delta = project(x - x0, eps, norm)
+        x = _clip(x0 + delta, bounds)
+    return x
+
+
+def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bool = True,
+        restarts: int = 1, targeted: bool = False, target=None, clip=(0.0, 1.0), rng=None,
+        batch_size: int = 512) -> AttackResult:
+    """Projected gradient descent attack (Madry et al.) on cross-entropy, L-inf or L2.
+
+    model: nnlite Module mapping x (N, ...) to logits (N, C); x: float input in ``clip``'s range.
+    y: (N,) int true labels, or None to attack the model's clean predictions.
+    eps: radius of the ball (input units); step_size: the step a (L-inf: per coordinate;
+       L2: Euclidean length); steps: number of steps per run; norm: "inf" or "2".
+    random_start: start uniformly in the ball (see module docstring); restarts: number of
+       independent runs, the strongest kept per example (needs random_start when > 1).
+    targeted / target: descend CE at ``target`` (int or (N,) ints) instead of ascending CE at y.
+    clip: (low, high) valid input range or None. rng: Generator or seed for the random
+       starts (None: fresh OS entropy; pass one for reproducibility).
+    batch_size: chunk size, bounding memory. Runs in eval mode; the model is left untouched.
+    eps = 0 returns x unchanged (a copy). Projection/clip order: step, project onto the
+    ball around the original input, clip to the valid range (see module docstring).
+    Returns an ``AttackResult`` (``steps`` = total gradient steps per example).
+    """
+    check_float_array(x, "x")
+    eps = check_eps(eps)
+    step_size = check_eps(step_size, "step_size")
+    steps = _check_positive_int(steps, "steps", minimum=0)
+    restarts = _check_positive_int(restarts, "restarts")
+    norm = _check_norm(norm)
+    if restarts > 1 and not random_start:
+        raise ValueError(f"restarts={restarts} needs random_start=True (without a random start "
+                         "every restart is identical)")
+    bounds = check_clip(clip, x)
+    batch_size = _check_batch_size(batch_size)
+    y, target = check_targets(x, y, targeted, target)
+    rng = as_generator(rng)
+    n = x.shape[0]
+    x_adv = np.empty_like(x)
+    pred_clean = np.empty(n, dtype=np.int64)
+    pred_adv = np.empty(n, dtype=np.int64)
+    labels = np.empty(n, dtype=np.int64)
+    with model_eval_state(model):
+        for s in range(0, n, batch_size):
+            x0 = x[s:s + batch_size]
+            m = x0.shape[0]
+            sl = slice(s, s + m)
+            logits = model.forward(x0)
+            _check_logits(logits, x0)
+            c = logits.shape[1]
+            pred_clean[sl] = logits.argmax(axis=1)
+            labels[sl] = pred_clean[sl] if y is None else check_labels(y[sl], m, c)
+            tb = None if target is None else check_labels(target[sl], m, c, "target")
+            if eps == 0 or steps == 0 and not random_start:
+                x_adv[sl] = x0
+                pred_adv[sl] = pred_clean[sl]
+                continue
+            best_x = best_pred = best_succ = best_obj = None
+            for _ in range(restarts):
+                xr = _run(model, x0, labels[sl], tb, eps, step_size, steps, norm, random_start,
+                          bounds, rng)
+                out = model.forward(xr)
+                pred = out.argmax(axis=1)
+                if tb is None:
+                    succ = pred != labels[sl]
+                    obj = per_example_cross_entropy(out, labels[sl])
+                else:
+                    succ = pred == tb
+                    obj = -per_example_cross_entropy(out, tb)
+                if best_x is None:
+                    best_x, best_pred, best_succ, best_obj = xr, pred, succ, obj
+                    continue
+                better = (succ & ~best_succ) | ((succ == best_succ) & (obj > best_obj))
+                best_x[better] = xr[better]
+                best_pred[better] = pred[better]
+                best_succ = best_succ | succ
+                best_obj = np.where(better, obj, best_obj)
+            x_adv[sl] = best_x
+            pred_adv[sl] = best_pred
+    result = make_result(x, x_adv, pred_clean, pred_adv, labels,
+                         None if target is None else target.astype(np.int64), "pgd", eps, norm,
+                         steps=np.full(n, steps * restarts, dtype=np.int64))
+    return result

@@ -1,0 +1,367 @@
+"""Robustness reports, figures and adversarial-training support.
+
+* :func:`accuracy_vs_eps`, :func:`adversarial_confusion_matrix`: numbers.
+* :func:`plot_accuracy_vs_eps`, :func:`plot_adversarial_grid`, :func:`plot_adversarial_pairs`,
+  :func:`plot_perturbation`: PNG figures (matplotlib's object API, no pyplot; written to a
+  temporary file in the target folder then moved into place with ``os.replace``).
+* :func:`make_adversarial_batch`, :class:`AdversarialTraining`: adversarial training.
+
+Images for display: one example is reshaped to ``image_shape`` when given (e.g. (28, 28) for
+an MLP taking flat vectors); a (C, H, W) example with C in {1, 3} is shown as (H, W, C);
+one-channel images are shown in gray. Values are clipped to [0, 1] for display.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import uuid
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from .._checks import as_generator, check_float_array
+from .fgsm import AttackResult, check_eps, fgsm
+from .gradients import predict
+from .pgd import pgd
+
+try:  # the Trainer's callback base class (nnlite.train), when available
+    from ..train.callbacks import Callback as _CallbackBase
+except ImportError:  # pragma: no cover - only while nnlite.train is missing
+    _CallbackBase = object
+
+__all__ = ["run_attack", "accuracy_vs_eps", "adversarial_confusion_matrix",
+           "plot_accuracy_vs_eps", "plot_adversarial_grid", "plot_adversarial_pairs",
+           "plot_perturbation", "make_adversarial_batch", "AdversarialTraining"]
+
+_ATTACKS = ("fgsm", "pgd")
+
+
+def run_attack(model, x, y, eps, attack: str = "fgsm", rng=None, **kw) -> AttackResult:
+    """Run ``attack`` ("fgsm" or "pgd") at radius ``eps`` with keyword options ``kw``.
+
+    For PGD, ``steps`` defaults to 10 and ``step_size`` to 2.5 * eps / steps (Madry et al.'s
+    rule, so the iterate can cross the ball); ``rng`` is passed to PGD's random start.
+    x: (N, ...), y: (N,) ints or None. Returns the attack's ``AttackResult``.
+    """
+    if attack not in _ATTACKS:
+        raise ValueError(f"attack must be one of {_ATTACKS}, got {attack!r}")
+    eps = check_eps(eps)
+    if attack == "fgsm":
+        return fgsm(model, x, y, eps=eps, **kw)
+    kw = dict(kw)
+    steps = kw.pop("steps", 10)
+    step_size = kw.pop("step_size", None)
+    if step_size is None:
+        step_size = 2.5 * eps / max(int(steps), 1)
+    return pgd(model, x, y, eps=eps, step_size=step_size, steps=steps, rng=rng, **kw)
+
+
+def _check_xy(x, y):
+    check_float_array(x, "x")
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {y.shape}")
+    return y
+
+
+def accuracy_vs_eps(model, x, y, eps_list: Sequence[float], attack: str = "fgsm", rng=None,
+                    **kw) -> Dict[float, float]:
+    """Accuracy of ``model`` on adversarial versions of (x, y) for each eps.
+
+    x: (N, ...) inputs, y: (N,) true labels; eps_list: radii in input units; attack: "fgsm"
+    or "pgd" (options ``kw`` as in :func:`run_attack`; ``rng`` seeds PGD's random starts).
+    Returns {eps: accuracy in [0, 1]}, in the order given; eps = 0 is the clean accuracy.
+    """
+    y = _check_xy(x, y)
+    if attack not in _ATTACKS:
+        raise ValueError(f"attack must be one of {_ATTACKS}, got {attack!r}")
+    rng = as_generator(rng)
+    out = {}
+    clean = None
+    for eps in eps_list:
+        eps = check_eps(eps)
+        if eps == 0:
+            if clean is None:
+                clean = float((predict(model, x, kw.get("batch_size", 512)) == y).mean())
+            out[eps] = clean
+        else:
+            out[eps] = run_attack(model, x, y, eps, attack, rng=rng, **kw).accuracy(y)
+    return out
+
+
+def adversarial_confusion_matrix(model, x, y, eps: float, attack: str = "fgsm",
+                                 num_classes: Optional[int] = None, rng=None, **kw) -> np.ndarray:
+    """Confusion matrix under attack: M[i, j] = #examples of true class i predicted j on x_adv.
+
+    x: (N, ...), y: (N,) true labels; eps, attack, kw as in :func:`run_attack`.
+    num_classes: C (default: inferred from the labels and predictions). Returns (C, C) int64.
+    """
+    y = _check_xy(x, y)
+    res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
+    c = int(max(y.max(initial=-1), res.pred_adv.max(initial=-1)) + 1) if num_classes is None \
+        else int(num_classes)
+    if y.size and (y.min() < 0 or y.max() >= c or res.pred_adv.max() >= c):
+        raise ValueError(f"labels/predictions must lie in [0, {c - 1}] for num_classes={c}")
+    return np.bincount(y * c + res.pred_adv, minlength=c * c).reshape(c, c).astype(np.int64)
+
+
+# -- figures ------------------------------------------------------------------------------------
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_atomic(fig, path) -> str:
+    """Write ``fig`` as PNG to ``path`` via a temporary file in the same folder + os.replace."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # a unique name opened with "xb" (not mkstemp, whose 0600 mode would stick to the PNG)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            fig.savefig(f, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _display(img, image_shape=None):
+    """One example -> (H, W) or (H, W, 3) float array in [0, 1] for imshow."""
+    a = np.asarray(img, dtype=np.float64)
+    if image_shape is not None:
+        a = a.reshape(image_shape)
+    if a.ndim == 1:
+        side = int(round(np.sqrt(a.size)))
+        if side * side != a.size:
+            raise ValueError(f"cannot display a flat example of size {a.size}; pass image_shape")
+        a = a.reshape(side, side)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"cannot display an example of shape {np.shape(img)}; pass image_shape")
+    return np.clip(a, 0.0, 1.0)
+
+
+def _show(ax, img, image_shape, title=None, color="black"):
+    a = _display(img, image_shape)
+    ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8, color=color)
+
+
+def _name(c, class_names):
+    return str(class_names[c]) if class_names is not None else str(int(c))
+
+
+def plot_accuracy_vs_eps(results, path, title: str = "Accuracy under attack",
+                         xlabel: str = "eps (input units)") -> str:
+    """Accuracy-vs-eps curve(s) saved as a PNG at ``path``.
+
+    results: {eps: accuracy} (one curve) or {label: {eps: accuracy}} (several, e.g.
+    "FGSM", "PGD", "adv. trained"). Returns the path.
+    """
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict {eps: acc} or {label: {eps: acc}}")
+    curves = results if all(isinstance(v, dict) for v in results.values()) else {"": results}
+    fig = _figure(5, 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, curve in curves.items():
+        eps = sorted(curve)
+        ax.plot(eps, [curve[e] for e in eps], marker="o", label=label or None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    if len(curves) > 1 or "" not in curves:
+        ax.legend()
+    fig.tight_layout()
+    return _save_atomic(fig, path)
+
+
+def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: str = "fgsm",
+                          class_names=None, image_shape=None, rng=None, **kw) -> str:
+    """Grid of adversarial images: rows = eps (first eps may be 0: clean), cols = examples.
+
+    x: (K, ...) the examples to show, y: (K,) true labels. Each cell is titled with the
+    prediction on the perturbed image (red when wrong). Options as :func:`run_attack`.
+    """
+    y = _check_xy(x, y)
+    eps_list = [check_eps(e) for e in eps_list]
+    if not eps_list or x.shape[0] == 0:
+        raise ValueError("need at least one eps and one example")
+    rng = as_generator(rng)
+    rows, cols = len(eps_list), x.shape[0]
+    fig = _figure(1.3 * cols + 0.8, 1.4 * rows)
+    for r, eps in enumerate(eps_list):
+        if eps == 0:
+            xa, pred = x, predict(model, x)
+        else:
+            res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
+            xa, pred = res.x_adv, res.pred_adv
+        for c in range(cols):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            ok = pred[c] == y[c]
+            _show(ax, xa[c], image_shape, f"pred {_name(pred[c], class_names)}",
+                  "black" if ok else "red")
+            if c == 0:
+                ax.set_ylabel(f"eps={eps:g}", fontsize=8)
+    fig.suptitle(f"{attack.upper()} examples (rows: eps, titles: prediction)", fontsize=9)
+    fig.tight_layout()
+    return _save_atomic(fig, path)
+
+
+def plot_adversarial_pairs(model, x, y, eps: float, path, attack: str = "fgsm", max_pairs: int = 8,
+                           class_names=None, image_shape=None, rng=None, **kw) -> str:
+    """Pairs "correct before / wrong after": clean image (true label) above its adversarial
+    version (adversarial prediction), for the first ``max_pairs`` such examples of (x, y).
+
+    Returns the path; raises ValueError when no example flips at this eps.
+    """
+    y = _check_xy(x, y)
+    res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
+    idx = np.flatnonzero((res.pred_clean == y) & (res.pred_adv != y))[:int(max_pairs)]
+    if idx.size == 0:
+        raise ValueError(f"no example is correct before and wrong after the attack at eps={eps}")
+    fig = _figure(1.4 * idx.size + 0.4, 3.7)
+    for k, i in enumerate(idx):
+        _show(fig.add_subplot(2, idx.size, k + 1), x[i], image_shape,
+              f"true {_name(y[i], class_names)}")
+        _show(fig.add_subplot(2, idx.size, idx.size + k + 1), res.x_adv[i], image_shape,
+              f"adv {_name(res.pred_adv[i], class_names)}", "red")
+    fig.suptitle(f"correct before / wrong after {attack.upper()} (eps={eps:g})", fontsize=9)
+    fig.tight_layout()
+    return _save_atomic(fig, path)
+
+
+def magnify(delta: np.ndarray) -> np.ndarray:
+    """Rescale one perturbation to [0, 1] for display: (d - min) / (max - min) (0.5 if flat)."""
+    d = np.asarray(delta, dtype=np.float64)
+    lo, hi = d.min(), d.max()
+    return np.full_like(d, 0.5) if hi - lo <= 0 else (d - lo) / (hi - lo)
+
+
+def plot_perturbation(x, x_adv, path, labels=None, image_shape=None, max_examples: int = 8) -> str:
+    """Rows: clean image, the perturbation x_adv - x magnified (rescaled to [0, 1] per
+    example) and the adversarial image, for up to ``max_examples`` examples.
+
+    x, x_adv: (K, ...) same shape. labels: optional (K,) strings/ints used as column titles.
+    """
+    check_float_array(x, "x")
+    if np.shape(x_adv) != x.shape:
+        raise ValueError(f"x_adv must have x's shape {x.shape}, got {np.shape(x_adv)}")
+    k = min(int(max_examples), x.shape[0])
+    if k == 0:
+        raise ValueError("need at least one example")
+    fig = _figure(1.4 * k + 0.6, 4.4)
+    for i in range(k):
+        delta = np.asarray(x_adv[i], dtype=np.float64) - x[i]
+        title = None if labels is None else str(labels[i])
+        _show(fig.add_subplot(3, k, i + 1), x[i], image_shape, title)
+        _show(fig.add_subplot(3, k, k + i + 1), magnify(delta), image_shape,
+              f"|d|inf={np.abs(delta).max():.3f}")
+        _show(fig.add_subplot(3, k, 2 * k + i + 1), x_adv[i], image_shape)
+    fig.suptitle("clean / perturbation (magnified) / adversarial", fontsize=9)
+    fig.tight_layout()
+    return _save_atomic(fig, path)
+
+
+# -- adversarial training -------------------------------------------------------------------------
+def make_adversarial_batch(model, xb, yb, attack: str = "fgsm", eps: float = 0.1,
+                           ratio: float = 1.0, rng=None, **attack_kw):
+    """Replace a fraction of a training batch by adversarial examples.
+
+    xb: (B, ...) inputs in the valid range; yb: (B,) true labels; attack: "fgsm" or "pgd"
+    (options ``attack_kw`` as in :func:`run_attack`); ratio in [0, 1]: fraction of the batch
+    replaced, round(ratio * B) examples chosen at random with ``rng`` (all when ratio = 1).
+    The adversarial examples are generated in EVAL mode (batch norm uses its running
+    statistics, which are not updated; dropout off) with the TRUE labels; the model's
+    previous per-module training modes, parameter gradients and caches are then restored
+    (the attack leaves the model as it found it), so the training step that follows runs in
+    training mode as before.
+    Returns (xb_new, yb): a new array (xb is not modified) and the unchanged labels.
+    """
+    yb = _check_xy(xb, yb)
+    eps = check_eps(eps)
+    if not isinstance(ratio, numbers.Real) or not 0 <= ratio <= 1:
+        raise ValueError(f"ratio must be a number in [0, 1], got {ratio!r}")
+    rng = as_generator(rng)
+    b = xb.shape[0]
+    k = int(round(ratio * b))
+    xb_new = np.array(xb, copy=True)
+    if k == 0 or eps == 0:
+        return xb_new, yb
+    idx = np.arange(b) if k == b else np.sort(rng.choice(b, size=k, replace=False))
+    res = run_attack(model, xb[idx], yb[idx], eps, attack, rng=rng, **attack_kw)
+    xb_new[idx] = res.x_adv
+    return xb_new, yb
+
+
+class AdversarialTraining(_CallbackBase):
+    """Trainer callback: train on adversarial batches (Goodfellow et al.; Madry et al.).
+
+    attack: "fgsm" or "pgd"; eps: radius (input units); ratio: fraction of each batch replaced
+    (1.0 = pure adversarial training, 0.5 = half clean / half adversarial); start_epoch:
+    epochs of clean training before the attack kicks in; rng: Generator or seed for the
+    subset choice and PGD starts (None: use ``trainer.rng`` if the trainer has one);
+    attack_kw: options of the attack (e.g. steps=7, step_size=0.01, clip=(0, 1)).
+    ``on_train_batch_begin`` returns the batch from :func:`make_adversarial_batch`
+    (generated in eval mode, training mode restored afterwards). Other hooks do nothing.
+    """
+
+    def __init__(self, attack: str = "fgsm", eps: float = 0.1, ratio: float = 1.0,
+                 start_epoch: int = 0, rng=None, **attack_kw):
+        if attack not in _ATTACKS:
+            raise ValueError(f"attack must be one of {_ATTACKS}, got {attack!r}")
+        self.attack = attack
+        self.eps = check_eps(eps)
+        if not isinstance(ratio, numbers.Real) or not 0 <= ratio <= 1:
+            raise ValueError(f"ratio must be a number in [0, 1], got {ratio!r}")
+        self.ratio = float(ratio)
+        self.start_epoch = int(start_epoch)
+        self.rng = None if rng is None else as_generator(rng)
+        self.attack_kw = attack_kw
+        self.epoch = 0
+
+    def _generator(self, trainer):
+        if self.rng is None:
+            trng = getattr(trainer, "rng", None)
+            self.rng = trng if isinstance(trng, np.random.Generator) else as_generator(None)
+        return self.rng
+
+    def on_train_begin(self, trainer) -> None:
+        """No-op (kept for the hook interface)."""
+
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        """Remember the epoch (for ``start_epoch``)."""
+        self.epoch = int(epoch)
+
+    def on_train_batch_begin(self, trainer, batch: int, xb: np.ndarray, yb: np.ndarray):
+        """Return ``(xb_adv, yb)`` (or the batch unchanged before ``start_epoch``)."""
+        if self.epoch < self.start_epoch:
+            return xb, yb
+        return make_adversarial_batch(trainer.model, xb, yb, self.attack, self.eps, self.ratio,
+                                      rng=self._generator(trainer), **self.attack_kw)
+
+    def on_train_batch_end(self, trainer, batch: int, logs) -> None:
+        """No-op."""
+
+    def on_epoch_end(self, trainer, epoch: int, logs) -> None:
+        """No-op."""
+
+    def on_train_end(self, trainer) -> None:
+        """No-op."""
