@@ -4,7 +4,6 @@ import pytest
 
 import nnlite.functional as F
 import nnlite.nn as nn
-from nnlite import losses
 
 
 def test_cross_entropy_finite_for_huge_logits():

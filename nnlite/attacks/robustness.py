@@ -13,8 +13,6 @@ one-channel images are shown in gray. Values are clipped to [0, 1] for display.
 from __future__ import annotations
 
 import numbers
-import os
-import uuid
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -118,21 +116,9 @@ def _figure(width, height):
 
 
 def _save_atomic(fig, path) -> str:
-    """Write ``fig`` as PNG to ``path`` via a temporary file in the same folder + os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # a unique name opened with "xb" (not mkstemp, whose 0600 mode would stick to the PNG)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write ``fig`` as PNG to ``path`` atomically (``nnlite.viz.save_figure``)."""
+    from ..viz import save_figure
+    return save_figure(fig, path)
 
 
 def _display(img, image_shape=None):

@@ -31,13 +31,13 @@ import os
 import pickle
 import re
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from .._io import atomic_open
 
 __all__ = [
     "read_idx",
@@ -745,19 +745,8 @@ def _cache_file(cache_dir: Path, key: dict) -> Path:
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is plain shareable data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
 
 
 def read_image_folder(

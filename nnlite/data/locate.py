@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from .._io import atomic_open
 
 __all__ = [
     "DataNotFoundError",
@@ -375,24 +375,14 @@ def download_file(
     dest = Path(dest)
     if dest.is_file() and _file_digest(dest, algo) == expected:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     h = hashlib.new(algo)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
+    with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        for chunk in iter(lambda: resp.read(1 << 20), b""):
+            h.update(chunk)
+            out.write(chunk)
         got = h.hexdigest()
-        if got != expected:
+        if got != expected:   # raising inside the block discards the temporary file
             raise ChecksumError(f"{url}: {algo} mismatch, expected {expected}, got {got}; file discarded")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return dest
 
 

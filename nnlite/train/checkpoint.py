@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -49,6 +48,7 @@ import numpy as np
 
 from ..nn.module import Module
 from .callbacks import History
+from .._io import atomic_open
 
 FORMAT = "nnlite-checkpoint"
 VERSION = 1
@@ -117,43 +117,10 @@ def _history_dict(history):
     raise TypeError(f"history must be a History, a dict of lists or None, got {type(history).__name__}")
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: str, write) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, fsync it and move it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
+    with atomic_open(path) as f:
+        write(f)
 
 
 def _h5py():

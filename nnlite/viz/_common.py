@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numbers
 import os
-import secrets
 from typing import Optional
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from .._io import atomic_open
 
 _FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
@@ -72,19 +72,8 @@ def save_figure(fig: Figure, path, dpi: Optional[float] = None) -> str:
     os.makedirs(parent, exist_ok=True)
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with O_EXCL: a fresh file, mode 0o666 filtered by the umask like a normal save.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=_FORMATS[ext], dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format=_FORMATS[ext], dpi=dpi)
     return path
 
 
