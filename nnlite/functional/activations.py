@@ -12,8 +12,12 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """dy/dx = 1 where y > 0 else 0 (the sub-gradient at 0 is 0)."""
-    return dout * (cache > 0)
+    """dy/dx = 1 where y > 0 else 0 (the sub-gradient at 0 is 0).
+
+    Written into a fresh array in ``dout``'s memory layout (never into ``dout`` itself, which
+    may be shared, e.g. by a residual branch)."""
+    out = np.empty_like(dout, dtype=np.result_type(dout, cache))
+    return np.multiply(dout, cache > 0, out=out)
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):

@@ -1,8 +1,13 @@
 """Pooling kernels: max, average (any window and stride, overlapping windows included),
 global average pooling, and flatten. Inputs are NCHW; no padding (as Keras' 'valid').
 
-Windows are strided views of the input; backward adds into the input gradient with one
-strided slice per window offset (ph*pw Python iterations, never a loop over pixels).
+Every kernel works offset by offset: x[:, :, i::sh, j::sw] (cropped to the output grid) is a
+strided (N, C, Ho, Wo) view holding offset (i, j) of every window, so forward is one pass per
+offset (a running maximum or sum) and backward writes one strided slice of dx per offset
+(ph*pw Python iterations, never a loop over pixels; no window tensor is ever copied). When
+the windows do not overlap (stride >= window) those writes are plain assignments, and when
+they also tile the input dx needs no zero fill. Arrays keep the memory layout of the input:
+channel-last input (as conv2d_forward returns) gives channel-last output and gradient.
 
 Max-pool tie rule: the whole gradient of a window goes to its FIRST maximum in row-major
 order within the window (as ``argmax``); other tied positions get zero.
@@ -10,30 +15,8 @@ order within the window (as ``argmax``); other tied positions get zero.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from .conv import conv_output_size
-
-
-def _windows(x, ph, pw, sh, sw):
-    """x: (N, C, H, W) -> read-only view (N, C, Ho, Wo, ph, pw) of every pooling window."""
-    n, c, h, w = x.shape
-    ho = conv_output_size(h, ph, sh, 0)
-    wo = conv_output_size(w, pw, sw, 0)
-    s_n, s_c, s_h, s_w = x.strides
-    return as_strided(x, shape=(n, c, ho, wo, ph, pw),
-                      strides=(s_n, s_c, s_h * sh, s_w * sw, s_h, s_w), writeable=False)
-
-
-def _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, per_offset):
-    """dx[n, c, y*sh + i, x*sw + j] += per_offset(i, j)[n, c, y, x] for every offset (i, j)."""
-    dx = np.zeros(x_shape, dtype=dtype)
-    for i in range(ph):
-        for j in range(pw):
-            contrib = per_offset(i, j)
-            ho, wo = contrib.shape[2:]
-            dx[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += contrib
-    return dx
+from .conv import conv_output_size, is_nhwc
 
 
 def _params(kernel, stride):
@@ -44,25 +27,117 @@ def _params(kernel, stride):
     return ph, pw, sh, sw
 
 
+def _offset_slices(ph, pw, sh, sw, ho, wo):
+    """[(k, (rows, cols)), ...] for every window offset (i, j) in row-major order, k = i*pw + j:
+    the (H, W) slices that pick offset (i, j) of every window, x[:, :, rows, cols] being
+    (N, C, Ho, Wo)."""
+    return [(i * pw + j, (slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)))
+            for i in range(ph) for j in range(pw)]
+
+
+def _index_dtype(k):
+    return np.uint8 if k <= 256 else np.int32
+
+
+def _empty(shape, dtype, channel_last):
+    n, c, h, w = shape
+    if channel_last:
+        return np.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    return np.empty(shape, dtype=dtype)
+
+
+def _zeros(shape, dtype, channel_last):
+    n, c, h, w = shape
+    if channel_last:
+        return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    return np.zeros(shape, dtype=dtype)
+
+
+def _as_layout(a, channel_last):
+    """``a`` stored channel-last (or C-contiguous) to match the cached layout: element-wise
+    passes over two differently laid-out arrays are strided gathers, a copy up front is not."""
+    if channel_last and not is_nhwc(a):
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if not channel_last and not a.flags.c_contiguous:
+        return np.ascontiguousarray(a)
+    return a
+
+
+def _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, put):
+    """dx[n, c, y*sh + i, x*sw + j] += contribution of offset (i, j), for every offset.
+
+    ``put(k, dst, assign)`` writes (assign=True) or adds the contribution of offset index k into
+    the strided view ``dst`` of dx. Windows that never overlap (stride >= window) are assigned;
+    dx then needs no zero fill when the windows also tile the whole input."""
+    n, c, h, w = x_shape
+    non_overlapping = sh >= ph and sw >= pw
+    tiles = non_overlapping and sh == ph and sw == pw and ho * ph == h and wo * pw == w
+    dx = (_empty if tiles else _zeros)(x_shape, dtype, channel_last)
+    for k, (rows, cols) in _offset_slices(ph, pw, sh, sw, ho, wo):
+        put(k, dx[:, :, rows, cols], non_overlapping)
+    return dx
+
+
 def maxpool2d_forward(x, kernel=2, stride=None):
     """out[n, c, y, x] = max_{i,j} x[n, c, y*sh + i, x*sw + j].
 
     x: (N, C, H, W); kernel, stride: int or pair (stride defaults to kernel)
-    -> out: (N, C, Ho, Wo), cache (holds the flat index of each window's first maximum).
+    -> out: (N, C, Ho, Wo), cache (holds the window offset index of each window's first maximum).
+    One pass per window offset over strided views (no window copy); channel-last input gives
+    channel-last output.
     """
     ph, pw, sh, sw = _params(kernel, stride)
-    win = _windows(x, ph, pw, sh, sw)
-    flat = win.reshape(win.shape[:4] + (ph * pw,))
-    arg = flat.argmax(axis=-1)
-    out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-    return out, (x.shape, x.dtype, arg, (ph, pw, sh, sw))
+    n, c, h, w = x.shape
+    ho, wo = conv_output_size(h, ph, sh, 0), conv_output_size(w, pw, sw, 0)
+    channel_last = is_nhwc(x) and not x.flags.c_contiguous
+    offs = _offset_slices(ph, pw, sh, sw, ho, wo)
+    out = _empty((n, c, ho, wo), x.dtype, channel_last)
+    out[...] = x[:, :, offs[0][1][0], offs[0][1][1]]
+    for _, (rows, cols) in offs[1:]:
+        np.maximum(out, x[:, :, rows, cols], out=out)
+    # Index of the FIRST maximum in row-major order, with cheap element-wise passes (no
+    # masked writes, which are slow in NumPy): ``taken`` marks windows whose maximum was
+    # already seen; offset k claims the rest where it equals the maximum; the last offset
+    # gets whatever is left.
+    k_all = len(offs)
+    idx = _index_dtype(k_all)
+    arg = _zeros((n, c, ho, wo), idx, channel_last)
+    if k_all > 1:
+        taken = _empty((n, c, ho, wo), np.bool_, channel_last)
+        np.equal(x[:, :, offs[0][1][0], offs[0][1][1]], out, out=taken)
+        hit = _empty((n, c, ho, wo), np.bool_, channel_last)
+        tmp = _empty((n, c, ho, wo), idx, channel_last)
+        for k, (rows, cols) in offs[1:-1]:
+            np.equal(x[:, :, rows, cols], out, out=hit)
+            np.greater(hit, taken, out=hit)                 # hit and not yet taken
+            np.multiply(hit, idx(k), out=tmp)
+            arg += tmp
+            taken |= hit
+        np.logical_not(taken, out=taken)
+        np.multiply(taken, idx(k_all - 1), out=tmp)
+        arg += tmp
+    return out, (x.shape, x.dtype, arg, (ph, pw, sh, sw), channel_last)
 
 
 def maxpool2d_backward(dout, cache):
     """dx gets dout at each window's first maximum (see the tie rule), summed over windows."""
-    x_shape, dtype, arg, (ph, pw, sh, sw) = cache
-    return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw,
-                            lambda i, j: dout * (arg == i * pw + j))
+    x_shape, dtype, arg, (ph, pw, sh, sw), channel_last = cache
+    ho, wo = arg.shape[2:]
+    dout = _as_layout(dout, channel_last)
+    hit = _empty(arg.shape, np.bool_, channel_last)
+    part = None
+
+    def put(k, dst, assign):
+        nonlocal part
+        np.equal(arg, k, out=hit)
+        if assign:
+            np.multiply(dout, hit, out=dst)
+        else:
+            if part is None:
+                part = _empty(arg.shape, np.result_type(dout, dtype), channel_last)
+            dst += np.multiply(dout, hit, out=part)
+
+    return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, put)
 
 
 def avgpool2d_forward(x, kernel=2, stride=None):
@@ -71,15 +146,30 @@ def avgpool2d_forward(x, kernel=2, stride=None):
     x: (N, C, H, W) -> out: (N, C, Ho, Wo), cache.
     """
     ph, pw, sh, sw = _params(kernel, stride)
-    out = _windows(x, ph, pw, sh, sw).mean(axis=(4, 5), dtype=x.dtype)
-    return out, (x.shape, x.dtype, (ph, pw, sh, sw))
+    n, c, h, w = x.shape
+    ho, wo = conv_output_size(h, ph, sh, 0), conv_output_size(w, pw, sw, 0)
+    channel_last = is_nhwc(x) and not x.flags.c_contiguous
+    offs = _offset_slices(ph, pw, sh, sw, ho, wo)
+    out = _empty((n, c, ho, wo), x.dtype, channel_last)
+    out[...] = x[:, :, offs[0][1][0], offs[0][1][1]]
+    for _, (rows, cols) in offs[1:]:
+        out += x[:, :, rows, cols]
+    out /= np.asarray(ph * pw, dtype=x.dtype)
+    return out, (x.shape, x.dtype, (ph, pw, sh, sw), channel_last, (ho, wo))
 
 
 def avgpool2d_backward(dout, cache):
     """Every input position of a window gets dout / (ph*pw), summed over windows."""
-    x_shape, dtype, (ph, pw, sh, sw) = cache
-    share = dout / np.asarray(ph * pw, dtype=dout.dtype)
-    return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, lambda i, j: share)
+    x_shape, dtype, (ph, pw, sh, sw), channel_last, (ho, wo) = cache
+    share = _as_layout(dout, channel_last) / np.asarray(ph * pw, dtype=dtype)
+
+    def put(k, dst, assign):
+        if assign:
+            dst[...] = share
+        else:
+            dst += share
+
+    return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, put)
 
 
 def global_avgpool_forward(x):

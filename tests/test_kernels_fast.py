@@ -1,0 +1,173 @@
+"""The fast conv/pool/ReLU kernels equal the loop references of nnlite.functional.reference
+(float64, 1e-10), forward and backward, for random shapes, strides, pads and windows, for
+C-contiguous NCHW and channel-last inputs and gradients, and through every internal path
+(one patch slab or several, scratch buffer or not, dx GEMMs per offset, per kernel row or one for all offsets). Max-pool ties go to the FIRST maximum."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nnlite import functional as F
+from nnlite.functional import conv as conv_mod
+from nnlite.functional import reference as ref
+
+TOL = 1e-10
+SETTINGS = settings(max_examples=50, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def channel_last(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def layouts(a, which):
+    return channel_last(a) if which else a
+
+
+def close(a, b):
+    return a.shape == b.shape and np.allclose(a, b, rtol=0, atol=TOL)
+
+
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    h = draw(st.integers(max(1, kh - 2 * ph), 9))
+    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    n, c, co = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    return dict(n=n, c=c, co=co, h=h, w=w, k=(kh, kw), s=(sh, sw), p=(ph, pw),
+                bias=draw(st.booleans()), x_last=draw(st.booleans()), d_last=draw(st.booleans()),
+                slab=draw(st.sampled_from([1, 64, 1 << 30])), per_row=draw(st.booleans()),
+                one_gemm_max=draw(st.sampled_from([0, 32, 1000])),
+                seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(conv_cases())
+def test_conv2d_equals_loop_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    kh, kw = case["k"]
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["co"], case["c"], kh, kw))
+    b = rng.standard_normal(case["co"]) if case["bias"] else None
+    old = (conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES, conv_mod.DX_GEMM_PER_ROW,
+           conv_mod.DX_ONE_GEMM_MAX_COLS)
+    # slab=1: one kernel row per slab, all in the scratch buffer; 1 << 30: a single slab
+    conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES = case["slab"], min(case["slab"], old[1])
+    conv_mod.DX_GEMM_PER_ROW, conv_mod.DX_ONE_GEMM_MAX_COLS = case["per_row"], case["one_gemm_max"]
+    try:
+        out, cache = F.conv2d_forward(layouts(x, case["x_last"]), w, b, case["s"], case["p"])
+        rout, rcache = ref.conv2d_forward_naive(x, w, b, case["s"], case["p"])
+        assert close(out, rout)
+        d = rng.standard_normal(out.shape)
+        dx, dw, db = F.conv2d_backward(layouts(d, case["d_last"]), cache)
+    finally:
+        (conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES, conv_mod.DX_GEMM_PER_ROW,
+         conv_mod.DX_ONE_GEMM_MAX_COLS) = old
+        conv_mod.release_scratch()
+    rdx, rdw, rdb = ref.conv2d_backward_naive(d, rcache)
+    assert close(dx, rdx) and close(dw, rdw)
+    assert (db is None) == (b is None)
+    if b is not None:
+        assert close(db, rdb)
+
+
+@st.composite
+def pool_cases(draw):
+    ph, pw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))
+    h, w = draw(st.integers(ph, 10)), draw(st.integers(pw, 10))
+    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), h=h, w=w, k=(ph, pw), s=stride,
+                ties=draw(st.booleans()), x_last=draw(st.booleans()), d_last=draw(st.booleans()),
+                seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(pool_cases())
+def test_pools_equal_loop_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    if case["ties"]:                       # few distinct values: many tied maxima per window
+        x = rng.integers(-2, 3, x.shape).astype(np.float64)
+    xin = layouts(x, case["x_last"])
+    for fwd, bwd, rfwd, rbwd in (
+            (F.maxpool2d_forward, F.maxpool2d_backward, ref.maxpool2d_forward_naive, ref.maxpool2d_backward_naive),
+            (F.avgpool2d_forward, F.avgpool2d_backward, ref.avgpool2d_forward_naive, ref.avgpool2d_backward_naive)):
+        out, cache = fwd(xin, case["k"], case["s"])
+        rout, rcache = rfwd(x, case["k"], case["s"])
+        assert close(out, rout), fwd.__name__
+        d = rng.standard_normal(out.shape)
+        assert close(bwd(layouts(d, case["d_last"]), cache), rbwd(d, rcache)), bwd.__name__
+
+
+def test_maxpool_first_maximum_wins():
+    """All-equal windows: the whole gradient goes to the top-left element of each window."""
+    x = np.ones((1, 1, 4, 4))
+    for xin in (x, channel_last(x)):
+        out, cache = F.maxpool2d_forward(xin, 2)
+        dx = F.maxpool2d_backward(np.ones_like(out), cache)
+        assert np.array_equal(dx[0, 0], [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]])
+    # overlapping windows: a shared first maximum collects the gradient of every window
+    x = np.array([[[[0.0, 5.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]])
+    out, cache = F.maxpool2d_forward(x, 2, 1)
+    dx = F.maxpool2d_backward(np.ones_like(out), cache)
+    assert np.array_equal(dx[0, 0], [[0, 2, 0], [1, 1, 0], [0, 0, 0]])
+    assert np.array_equal(dx, ref.maxpool2d_backward_naive(np.ones_like(out), ref.maxpool2d_forward_naive(x, 2, 1)[1]))
+
+
+@pytest.mark.parametrize("x_last", [False, True])
+def test_relu_backward_fresh_array_and_layout(x_last):
+    rng = np.random.default_rng(0)
+    x = layouts(rng.standard_normal((2, 3, 4, 5)), x_last)
+    out, cache = F.relu_forward(x)
+    d = layouts(rng.standard_normal(out.shape), x_last)
+    d_before = d.copy()
+    dx = F.relu_backward(d, cache)
+    assert np.array_equal(dx, d * (x > 0)) and np.array_equal(d, d_before)
+    assert not np.shares_memory(dx, d)
+    assert dx.dtype == d.dtype and (not x_last or F.conv.is_nhwc(dx))
+
+
+def test_conv_layouts_and_dtypes_float32():
+    """float32 stays float32 through every kernel; conv/pool outputs are channel-last views
+    that behave as ordinary NCHW arrays."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(5, np.float32)
+    out, cache = F.conv2d_forward(x, w, b, 1, 1)
+    assert out.dtype == np.float32 and out.shape == (4, 5, 10, 10) and F.conv.is_nhwc(out)
+    r, rc = F.relu_forward(out)
+    p, pc = F.maxpool2d_forward(r, 2)
+    assert p.dtype == np.float32 and F.conv.is_nhwc(p)
+    dp = F.maxpool2d_backward(np.ones(p.shape, np.float32), pc)        # C-contiguous gradient
+    dr = F.relu_backward(dp, rc)
+    dx, dw, db = F.conv2d_backward(dr, cache)
+    assert {a.dtype for a in (dp, dr, dx, dw, db)} == {np.dtype(np.float32)}
+    assert np.allclose(dx, np.ascontiguousarray(dx))
+    ref_out, _ = ref.conv2d_forward_naive(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 1)
+    assert np.allclose(out, ref_out, atol=1e-4)
+
+
+def test_need_grad_flags_and_1x1_view_path():
+    rng = np.random.default_rng(2)
+    x = channel_last(rng.standard_normal((2, 4, 5, 6)))
+    w = rng.standard_normal((3, 4, 1, 1))
+    out, cache = F.conv2d_forward(x, w, None, 1, 0)
+    d = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(d, cache, need_input_grad=False)
+    assert dx is None and db is None and dw.shape == w.shape
+    dx, dw, db = F.conv2d_backward(d, cache, need_weight_grad=False)
+    assert dw is None and dx.shape == x.shape
+    _, rc = ref.conv2d_forward_naive(np.ascontiguousarray(x), w, None, 1, 0)
+    assert close(dx, ref.conv2d_backward_naive(d, rc)[0])
+
+
+def test_public_im2col_col2im_are_adjoint():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 5))
+    cols, (ho, wo) = F.im2col(x, 3, 2, (2, 1), (1, 0))
+    g = rng.standard_normal(cols.shape)
+    dx = F.col2im(g, x.shape, 3, 2, (2, 1), (1, 0))
+    assert np.isclose(np.sum(cols * g), np.sum(x * dx))
