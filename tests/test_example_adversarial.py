@@ -1,0 +1,166 @@
+"""The adversarial-robustness examples run end to end (``--quick``) and write what they promise.
+
+* ``examples/adversarial_svhn.py``: on real MNIST (needs NNLITE_DATA), on small SVHN-format
+  ``.mat`` files written here, and its refusal to run when SVHN is missing;
+* ``examples/fooling_images.py``: on the bit-exact CIFAR-10 subset (needs NNLITE_DATA).
+
+Each script runs in a subprocess (OPENBLAS_NUM_THREADS=1 unless set: the small matrices are
+much faster single-threaded on a shared machine), writing into a temporary folder.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+needs_data = pytest.mark.skipif(not os.environ.get("NNLITE_DATA"), reason="NNLITE_DATA not set (real data)")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(script, *args, timeout=120):
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def check_report(out: Path, metrics: dict):
+    """Every figure the report shows exists as a PNG; every figure in metrics.json is shown."""
+    report = (out / "report.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert shown, "report.md shows no figure"
+    for name in shown:
+        f = out / name
+        assert f.is_file(), f"report.md shows {name}, which was not written"
+        assert f.read_bytes()[:8] == PNG_MAGIC, f"{name} is not a PNG"
+    assert set(metrics["figures"].values()) <= set(shown), "a figure in metrics.json is not in the report"
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp")), "temporary files left behind"
+    return report
+
+
+def check_adversarial_metrics(m: dict, n_eps_min: int):
+    for key in ("dataset", "data", "n_train", "n_test", "n_attack", "eps", "eps_confusion", "standard",
+                "robust", "adversarial_training", "wall_time_s", "seed", "figures"):
+        assert key in m, f"metrics.json lacks {key!r}"
+    eps = m["eps"]
+    assert len(eps) >= n_eps_min and eps == sorted(eps) and eps[0] == 0
+    for model in ("standard", "robust"):
+        r = m[model]
+        for key in ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "confusion_matrix",
+                    "confusion_matrix_adv", "epochs", "accuracy_at_eps_confusion"):
+            assert key in r, f"metrics.json[{model!r}] lacks {key!r}"
+        assert len(r["fgsm_accuracy"]) == len(eps) and len(r["pgd_accuracy"]) == len(eps)
+        assert all(0 <= a <= 1 for a in r["fgsm_accuracy"] + r["pgd_accuracy"] + [r["clean_accuracy"]])
+        cm, cm_adv = np.array(r["confusion_matrix"]), np.array(r["confusion_matrix_adv"])
+        assert cm.shape == (10, 10) and cm.sum() == m["n_test"]
+        assert cm_adv.shape == (10, 10) and cm_adv.sum() == m["n_attack"]
+        # the adversarial confusion matrix is the FGSM run at eps_confusion
+        i = int(np.argmin(np.abs(np.array(eps) - m["eps_confusion"])))
+        assert np.trace(cm_adv) / cm_adv.sum() == pytest.approx(r["fgsm_accuracy"][i])
+        assert r["accuracy_at_eps_confusion"] == pytest.approx(r["fgsm_accuracy"][i])
+    at = m["adversarial_training"]
+    assert at["attack"] == "fgsm" and 0 <= at["ratio"] <= 1 and at["eps"] > 0
+    assert m["wall_time_s"]["total"] > 0
+
+
+@needs_data
+def test_adversarial_mnist_quick(tmp_path):
+    out = tmp_path / "adv"
+    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out, "--seed", "3")
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    check_adversarial_metrics(m, n_eps_min=3)
+    assert m["dataset"] == "mnist" and "MNIST" in m["data"] and m["seed"] == 3 and m["quick"] is True
+    st = m["standard"]
+    assert st["clean_accuracy"] > 0.5, "the quick MNIST CNN should learn something in one epoch"
+    assert st["fgsm_accuracy"][-1] < st["fgsm_accuracy"][0], "FGSM did not lower the accuracy"
+    report = check_report(out, m)
+    assert "Not SVHN" in report and "mnist" in report
+    for part in ("## Part 1", "## Part 2", "## Part 3"):
+        assert part in report
+    assert report.index("## Part 1") < report.index("## Part 2") < report.index("## Part 3")
+    for fig in ("confusion_matrix", "misclassified", "accuracy_vs_eps", "adversarial_grid",
+                "confusion_matrix_adv", "comparison", "confusion_matrix_robust_adv", "misclassified_robust"):
+        assert fig in m["figures"], f"figure {fig} missing"
+    assert "data set: mnist" in p.stdout
+
+
+def test_adversarial_svhn_missing_stops_with_advice(tmp_path):
+    empty = tmp_path / "no_svhn_here"
+    empty.mkdir()
+    out = tmp_path / "adv"
+    p = run("adversarial_svhn.py", "--dataset", "svhn", "--data", empty, "--quick", "--out", out, timeout=60)
+    assert p.returncode != 0
+    assert "--dataset mnist" in p.stderr and "--dataset cifar10" in p.stderr
+    assert "train_32x32.mat" in p.stderr
+    assert not (out / "metrics.json").exists()
+
+
+def _write_svhn_mat(path: Path, n: int, rng):
+    """A small SVHN-format file: X (32, 32, 3, N) uint8, y (N, 1) labels 1..10 (10 = digit 0).
+    Each class has its own mean colour, so the task is learnable."""
+    import scipy.io
+
+    y = np.arange(n) % 10 + 1
+    rng.shuffle(y)
+    colours = np.linspace(30, 225, 10)
+    base = np.stack([colours[y % 10], colours[(3 * y) % 10], colours[(7 * y) % 10]], axis=1)  # (N, 3)
+    x = base[:, None, None, :] + rng.normal(0, 20, size=(n, 32, 32, 3))
+    X = np.clip(x, 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)
+    scipy.io.savemat(str(path), {"X": X, "y": y[:, None].astype(np.uint8)})
+
+
+def test_adversarial_svhn_official_mat_files(tmp_path):
+    rng = np.random.default_rng(0)
+    sv = tmp_path / "svhn"
+    sv.mkdir()
+    _write_svhn_mat(sv / "train_32x32.mat", 300, rng)
+    _write_svhn_mat(sv / "test_32x32.mat", 100, rng)
+    out = tmp_path / "adv"
+    p = run("adversarial_svhn.py", "--data", sv, "--quick", "--out", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    check_adversarial_metrics(m, n_eps_min=3)
+    assert m["dataset"] == "svhn" and "train_32x32.mat" in m["data"]
+    assert m["n_train"] == 300 and m["n_test"] == 100
+    report = check_report(out, m)
+    assert "Not SVHN" not in report
+
+
+@needs_data
+def test_fooling_images_quick(tmp_path):
+    out = tmp_path / "fool"
+    p = run("fooling_images.py", "--quick", "--out", out, "--target", "automobile")
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("data", "test_accuracy", "fooling", "mlp", "figures", "wall_time_s", "seed"):
+        assert key in m
+    assert "bit-exact" in m["data"] and m["n_test"] == 761
+    assert m["test_accuracy"] > 0.15
+    f = m["fooling"]
+    assert f["target"] == "automobile" and f["n_images"] == len(f["images"]) > 0
+    assert 0 <= f["success_rate"] <= 1
+    for r in f["images"]:
+        assert r["target"] == "automobile" and r["true"] != "automobile"
+        assert 0 <= r["steps"] <= f["max_steps"]
+        assert r["success"] == (r["pred_after"] == "automobile")
+        if r["success"]:
+            # each step has L2 length step_size, so the total is at most steps * step_size
+            assert 0 < r["l2"] <= r["steps"] * f["step_size"] + 1e-5
+            assert 0 < r["linf"] <= r["l2"] + 1e-7
+    assert f["success_rate"] > 0.5, "fooling a weak MLP should nearly always succeed"
+    check_report(out, m)
+
+
+def test_fooling_rejects_unknown_target(tmp_path):
+    p = run("fooling_images.py", "--quick", "--out", tmp_path / "f", "--target", "unicorn",
+            "--data", tmp_path, timeout=60)
+    assert p.returncode != 0
+    assert "--target must be" in p.stderr and "automobile" in p.stderr
+    assert not (tmp_path / "f" / "metrics.json").exists()
