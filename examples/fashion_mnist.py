@@ -24,6 +24,7 @@ from _common import Timer, base_parser, machine_info, prepare_out, write_json, w
 import nnlite.nn as nn  # noqa: E402
 from nnlite import metrics  # noqa: E402
 from nnlite.data import load_fashion_mnist  # noqa: E402
+from nnlite.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
 from nnlite.optim import Adam, StepLR  # noqa: E402
 from nnlite.train import EarlyStopping, Trainer  # noqa: E402
@@ -53,6 +54,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-norm", action="store_true", help="add batch norm after each conv")
+    p.add_argument("--augment", action="store_true",
+                   help="random horizontal flip + random crop with 2-pixel padding on training batches")
     p.add_argument("--data", default=None, help="folder with the Fashion-MNIST idx files (optional)")
     args = p.parse_args(argv)
     out = prepare_out(args.out)
@@ -73,10 +76,11 @@ def main(argv=None):
 
         # %% Training: Adam, step decay, 10% stratified validation split, early stopping
         optimizer = Adam(model.parameters(), lr=args.lr)
+        augment = Compose([RandomHorizontalFlip(0.5), RandomCrop(28, padding=2)]) if args.augment else None
         trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer,
                           schedule=StepLR(optimizer, step_size=4, gamma=0.5),
                           callbacks=[EarlyStopping("val_loss", patience=4, restore_best_weights=True)],
-                          batch_size=args.batch_size, rng=rng)
+                          batch_size=args.batch_size, rng=rng, transform=augment)
         with Timer() as t_train:
             history = trainer.fit(ds.x_train, ds.y_train, epochs=epochs, val_split=0.1)
 
@@ -106,7 +110,7 @@ def main(argv=None):
         "classification_report": report.to_dict(), "confusion_matrix": cm,
         "wall_time_s": {"total": total.seconds, "load": t_load.seconds, "train": t_train.seconds,
                         "evaluate": t_eval.seconds},
-        "seed": args.seed, "quick": args.quick, "batch_norm": args.batch_norm,
+        "seed": args.seed, "quick": args.quick, "batch_norm": args.batch_norm, "augment": args.augment,
         "data": ds.source, "n_train": int(ds.x_train.shape[0]), "n_test": int(ds.x_test.shape[0]),
         "machine": machine_info(),
     }
