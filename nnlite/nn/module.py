@@ -148,20 +148,18 @@ class Module:
             state[name] = np.array(b, copy=True)
         return state
 
-    def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> None:
-        """Copy arrays from ``state`` into parameters and buffers.
+    def check_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True,
+                         source: str = "state") -> None:
+        """Check that ``state`` fits this model, without changing anything.
 
-        Everything is checked before anything is written, so a mismatch never leaves a
-        half-loaded model. Raises ``KeyError`` for missing/unexpected names (when ``strict``)
-        and ``ValueError`` naming the first parameter whose shape or dtype differs.
+        Raises ``KeyError`` for missing/unexpected names (when ``strict``) and ``ValueError``
+        naming the first parameter or buffer whose shape or dtype differs, with both values
+        ("model has ..., <source> has ...").
         """
-        targets = OrderedDict()
-        for name, p in self.named_parameters():
-            targets[name] = ("param", p)
-        for name, _ in self.named_buffers():
-            targets[name] = ("buffer", None)
-        missing = [k for k in targets if k not in state]
-        unexpected = [k for k in state if k not in targets]
+        current = OrderedDict((n, p.data) for n, p in self.named_parameters())
+        current.update((n, np.asarray(b)) for n, b in self.named_buffers())
+        missing = [k for k in current if k not in state]
+        unexpected = [k for k in state if k not in current]
         if strict and (missing or unexpected):
             parts = []
             if missing:
@@ -169,20 +167,26 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
             raise KeyError("load_state_dict: " + "; ".join(parts))
-        current = dict(self.named_buffers())
-        for name, (kind, p) in targets.items():
+        for name, old in current.items():
             if name not in state:
                 continue
             new = np.asarray(state[name])
-            old = p.data if kind == "param" else np.asarray(current[name])
             if new.shape != old.shape:
-                raise ValueError(
-                    f"load_state_dict: shape mismatch for '{name}': model has {old.shape}, "
-                    f"state has {new.shape}")
+                raise ValueError(f"shape mismatch for '{name}': model has {old.shape}, "
+                                 f"{source} has {new.shape}")
             if new.dtype != old.dtype:
-                raise ValueError(
-                    f"load_state_dict: dtype mismatch for '{name}': model has {old.dtype}, "
-                    f"state has {new.dtype}")
+                raise ValueError(f"dtype mismatch for '{name}': model has {old.dtype}, "
+                                 f"{source} has {new.dtype}")
+
+    def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays from ``state`` into parameters and buffers.
+
+        Everything is checked first (``check_state_dict``), so a mismatch never leaves a
+        half-loaded model.
+        """
+        self.check_state_dict(state, strict)
+        targets = OrderedDict((name, ("param", p)) for name, p in self.named_parameters())
+        targets.update((name, ("buffer", None)) for name, _ in self.named_buffers())
         modules = dict(self.named_modules())
         for name, (kind, p) in targets.items():
             if name not in state:

@@ -345,30 +345,14 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
 
     # -- model: names, shapes, dtypes -----------------------------------------------------------
     saved = OrderedDict((k[len("model/"):], v) for k, v in arrays.items() if k.startswith("model/"))
-    current = OrderedDict((n, p.data) for n, p in model.named_parameters())
-    current.update((n, np.asarray(b)) for n, b in model.named_buffers())
-    missing = [n for n in current if n not in saved]
-    unexpected = [n for n in saved if n not in current]
-    if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {_list(missing)}")
-        if unexpected:
-            parts.append(f"unexpected in the checkpoint (not in the model): {_list(unexpected)}")
-        raise CheckpointMismatchError(f"checkpoint '{path}' does not match the model's "
-                                      f"architecture; " + "; ".join(parts))
-    for name, have in current.items():
-        if name not in saved:
-            continue
-        got = saved[name]
-        if got.shape != have.shape:
-            raise CheckpointMismatchError(
-                f"checkpoint '{path}' does not match the model: shape mismatch for '{name}': "
-                f"model has {have.shape}, checkpoint has {got.shape}")
-        if got.dtype != have.dtype:
-            raise CheckpointMismatchError(
-                f"checkpoint '{path}' does not match the model: dtype mismatch for '{name}': "
-                f"model has {have.dtype}, checkpoint has {got.dtype}")
+    try:
+        model.check_state_dict(saved, strict, source="checkpoint")
+    except (KeyError, ValueError) as e:
+        reason = e.args[0] if e.args else str(e)
+        raise CheckpointMismatchError(f"checkpoint '{path}' does not match the model: {reason}") from None
+    names = [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()]
+    missing = [n for n in names if n not in saved]
+    unexpected = [n for n in saved if n not in names]
 
     # -- RNGs -------------------------------------------------------------------------------------
     saved_rngs = meta.get("module_rngs") or {}
@@ -430,7 +414,7 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
             raise CheckpointMismatchError(
                 f"checkpoint '{path}' does not match the optimizer/schedule: {e}") from e
 
-    model.load_state_dict({n: saved[n] for n in current if n in saved}, strict=False)
+    model.load_state_dict({n: saved[n] for n in names if n in saved}, strict=False)
     for g, state in rng_updates:
         g.bit_generator.state = state
     hist = meta.get("history")
