@@ -3,22 +3,27 @@
 #
 # Mirrors the SVHN course report ("Machine Learning 2, assignment 3", parts 1-3):
 #
-# 1. train a CNN (conv-BN-ReLU-pool x2 + dense with dropout; ``Normalize`` is the first layer,
-#    so the model takes pixels in [0, 1] and every eps is in pixel units); test accuracy,
+# 1. train a CNN ([conv-BN-ReLU] - pool blocks + dense with dropout; ``Normalize`` is the first
+#    layer, so the model takes pixels in [0, 1] and every eps is in pixel units); test accuracy,
 #    confusion-matrix heat map and misclassified test images;
 # 2. FGSM attacks: "correct before / wrong after" pairs, the magnified perturbation, the
 #    confusion matrix on adversarial inputs (2.1); accuracy as a function of eps (with a PGD
 #    curve, a stronger iterative attack, beside it) and the perturbed images with the model's
 #    predictions at every eps (2.2);
-# 3. adversarial training (``AdversarialTraining`` callback, FGSM, a fraction ``--ratio`` of
-#    every batch replaced by adversarial examples) and the before/after comparison: both
-#    models' accuracy under attack at every eps on one figure, the robust model's confusion
-#    matrix and misclassified examples.
+# 3. adversarial training (``AdversarialTraining`` callback: the report's FGSM with a fraction
+#    ``--ratio`` of every batch replaced, or FGSM from a random start / PGD on whole batches,
+#    early-stopped on the PGD accuracy of validation images with ``RobustValidation``) and the
+#    before/after comparison: both models' accuracy under attack at every eps on one figure,
+#    the robust model's confusion matrix and misclassified examples.
 #
 #     python examples/adversarial_svhn.py                      # SVHN (official .mat files)
-#     python examples/adversarial_svhn.py --dataset mnist      # full MNIST
-#     python examples/adversarial_svhn.py --dataset cifar10    # CIFAR-10 (bit-exact subset)
+#     python examples/adversarial_svhn.py --dataset mnist      # full MNIST, eps 0.3, PGD-40
+#     python examples/adversarial_svhn.py --dataset cifar10    # full CIFAR-10 (JPEG), 8/255
 #     python examples/adversarial_svhn.py --dataset mnist --quick   # < 1 min smoke run
+#
+# Per data set defaults (DEFAULTS below) follow the usual threat models: MNIST eps 0.3 with
+# PGD-40 (step 0.01) as in Madry et al.; CIFAR-10 8/255 with PGD-10; SVHN the report's FGSM
+# at eps 0.1. Every default can be changed on the command line (--help).
 #
 # Data: SVHN is read from ``train_32x32.mat`` / ``test_32x32.mat`` (``--data FOLDER``, else the
 # library's search: $NNLITE_DATA/svhn, the cache). SVHN cannot be downloaded here, so when it
@@ -42,30 +47,37 @@ from _common import Timer, base_parser, machine_info, prepare_out, write_json, w
 
 import nnlite.nn as nn  # noqa: E402
 from nnlite import metrics  # noqa: E402
-from nnlite.attacks import AdversarialTraining, fgsm, pgd, predict  # noqa: E402
+from nnlite.attacks import AdversarialTraining, RobustValidation, fgsm, pgd, predict  # noqa: E402
 from nnlite.data import DataNotFoundError, load_cifar10, load_mnist, load_svhn  # noqa: E402
-from nnlite.data import stratified_subset  # noqa: E402
+from nnlite.data import stratified_split, stratified_subset  # noqa: E402
+from nnlite.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
-from nnlite.optim import Adam, StepLR  # noqa: E402
-from nnlite.train import Trainer  # noqa: E402
+from nnlite.optim import Adam, WarmupCosine  # noqa: E402
+from nnlite.train import EarlyStopping, Trainer  # noqa: E402
 
-# Per data set defaults: CNN widths, epochs, the eps grid, the eps of the adversarial
-# confusion matrix and of adversarial training, and the training-set size.
+# Per data set defaults: the CNN (channels per block, convs per block, dense width, dropout),
+# augmentation, epochs, the eps grid, the eps of the adversarial confusion matrix, the
+# adversarial training recipe and the PGD evaluation. eps and steps are in pixel units.
 DEFAULTS = {
-    # The SVHN report attacks at eps = 0.1 (pixel units) and trains adversarially at it too.
-    "svhn": dict(widths=(32, 64), dropout=0.25, epochs=4, warmup=1, eps=[0, 0.01, 0.02, 0.05, 0.1, 0.2],
-                 eps_cm=0.1, eps_train=0.1, n_train=None),
-    # MNIST: the report's grid; eps = 0.1 for the confusion matrix and for training.
-    "mnist": dict(widths=(16, 32), dropout=0.5, epochs=3, warmup=0, eps=[0, 0.01, 0.02, 0.05, 0.1, 0.2],
-                  eps_cm=0.1, eps_train=0.1, n_train=None),
-    # CIFAR-10: the usual k/255 grid; 8/255 for the confusion matrix and for training. On the
-    # 7,044-image exact subset, FGSM training at 8/255 from the first step barely learns (about
-    # 22% clean accuracy after 10 epochs); 2 clean warm-up epochs fix that.
-    "cifar10": dict(widths=(32, 64), dropout=0.25, epochs=10, warmup=2,
-                    eps=[0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255],
-                    eps_cm=8 / 255, eps_train=8 / 255, n_train=None),
+    # The SVHN report: FGSM at eps 0.1, adversarial training with FGSM examples at eps 0.1 mixed
+    # into every batch. Digits are not mirror-symmetric: crops only, no flips.
+    "svhn": dict(blocks=(32, 64, 128), convs=1, dense=128, dropout=0.3, augment="crop", epochs=8,
+                 eps=[0, 0.01, 0.02, 0.05, 0.1, 0.2], eps_cm=0.1,
+                 adv_attack="fgsm", eps_train=0.1, ratio=0.5, adv_epochs=8, warmup=1,
+                 pgd_steps=10, pgd_step=None, lr=1e-3),
+    # MNIST: Madry et al.'s threat model, eps 0.3; adversarial training with FGSM from a random
+    # start (Wong et al. 2020, step 1.25 eps) on whole batches, early-stopped on PGD accuracy.
+    "mnist": dict(blocks=(32, 64), convs=1, dense=128, dropout=0.5, augment="none", epochs=6,
+                  eps=[0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], eps_cm=0.1,
+                  adv_attack="fgsm-rs", eps_train=0.3, ratio=1.0, adv_epochs=12, warmup=0,
+                  pgd_steps=40, pgd_step=0.01, lr=1e-3),
+    # CIFAR-10 (full JPEG-decoded set): the usual k/255 grid up to 0.1; FGSM-RS at 8/255.
+    "cifar10": dict(blocks=(32, 64, 128), convs=1, dense=256, dropout=0.3, augment="flip-crop", epochs=15,
+                    eps=[0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 0.1], eps_cm=8 / 255,
+                    adv_attack="fgsm-rs", eps_train=8 / 255, ratio=1.0, adv_epochs=10, warmup=0,
+                    pgd_steps=10, pgd_step=None, lr=1e-3),
 }
-QUICK = dict(n_train=1500, n_test=300, n_attack=300, pgd_n=60, pgd_steps=3, epochs=1)
+QUICK = dict(n_train=1500, n_test=300, n_attack=300, pgd_n=60, pgd_steps=3, epochs=1, monitor_n=60)
 
 SVHN_MISSING = """SVHN was not found: {why}
 This script reads the official SVHN files train_32x32.mat and test_32x32.mat: put them in a folder
@@ -74,20 +86,51 @@ available here, pass --dataset mnist (the report's eps grid) or --dataset cifar1
 like SVHN). The script does not switch data set by itself."""
 
 
-def build_cnn(in_ch: int, side: int, mean, std, widths, rng, dropout: float = 0.5):
-    """Normalize - [conv3x3 - BN - ReLU - maxpool2] x 2 - dense(128) - ReLU - dropout - dense(10).
+def build_cnn(in_ch: int, side: int, mean, std, blocks, rng, convs: int = 1, dense: int = 128,
+              dropout: float = 0.5):
+    """Normalize - [(conv3x3 - BN - ReLU) x convs - maxpool2] per block - dense - ReLU - dropout - dense(10).
 
-    Takes images in [0, 1] (N, in_ch, side, side); standardization is the first layer.
+    Takes images in [0, 1] (N, in_ch, side, side); standardization is the first layer, so every
+    eps is in pixel units. ``blocks``: output channels of each block, e.g. (32, 64).
     """
-    c1, c2 = widths
-    model = nn.Sequential(
-        nn.Normalize(mean, std),
-        nn.Conv2d(in_ch, c1, 3, padding=1, rng=rng), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1, rng=rng), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(c2 * (side // 4) ** 2, 128, rng=rng), nn.ReLU(), nn.Dropout(dropout, rng=rng),
-        nn.Linear(128, 10, rng=rng, init="glorot_uniform"))
-    return model
+    layers, c = [nn.Normalize(mean, std)], in_ch
+    for width in blocks:
+        for _ in range(convs):
+            layers += [nn.Conv2d(c, width, 3, padding=1, rng=rng), nn.BatchNorm2d(width), nn.ReLU()]
+            c = width
+        layers.append(nn.MaxPool2d(2))
+    final = side // 2 ** len(blocks)
+    layers += [nn.Flatten(), nn.Linear(c * final * final, dense, rng=rng), nn.ReLU(),
+               nn.Dropout(dropout, rng=rng), nn.Linear(dense, 10, rng=rng, init="glorot_uniform")]
+    # Training needs no gradient below the first conv (the attacks switch it on for themselves).
+    layers[1].needs_input_grad = False
+    return nn.Sequential(*layers)
+
+
+def augmentation(kind: str, side: int):
+    """The training-batch transform: "none", "crop" (2-pixel padded random crop) or "flip-crop"."""
+    if kind == "none":
+        return None
+    crop = RandomCrop(side, padding=2)
+    return crop if kind == "crop" else Compose([RandomHorizontalFlip(0.5), crop])
+
+
+def adversarial_recipe(attack: str, eps: float, steps: int, alpha):
+    """``(AdversarialTraining attack name, attack options, text)`` for fgsm / fgsm-rs / pgd.
+
+    fgsm: x + eps sign(g); fgsm-rs (Wong et al. 2020): uniform start in the eps box, one step of
+    alpha (default 1.25 eps), projection; pgd (Madry et al.): random start, ``steps`` steps of
+    alpha (default 2.5 eps / steps), projection after each.
+    """
+    if attack == "fgsm":
+        return "fgsm", {}, f"FGSM at eps {eps:g}"
+    if attack == "fgsm-rs":
+        a = 1.25 * eps if alpha is None else alpha
+        return "pgd", dict(steps=1, step_size=a, random_start=True), \
+            f"FGSM with random start (Wong et al. 2020) at eps {eps:g}, step {a:g}"
+    a = 2.5 * eps / steps if alpha is None else alpha
+    return "pgd", dict(steps=steps, step_size=a, random_start=True), \
+        f"PGD-{steps} (random start, step {a:g}) at eps {eps:g}"
 
 
 def load_data(args, n_train, n_test):
@@ -103,11 +146,12 @@ def load_data(args, n_train, n_test):
     return load_cifar10(args.data, exact=args.cifar == "exact", n_train=n_train, n_test=n_test)
 
 
-def attack_curves(model, x, y, eps_list, x_pgd, y_pgd, pgd_steps, rng, keep_eps):
+def attack_curves(model, x, y, eps_list, x_pgd, y_pgd, pgd_steps, pgd_step, rng_seed, keep_eps):
     """FGSM accuracy at every eps on (x, y), PGD accuracy on (x_pgd, y_pgd).
 
     Returns (fgsm_acc list, pgd_acc list or None, the FGSM AttackResult at ``keep_eps``).
-    PGD: ``pgd_steps`` steps of 2.5 * eps / steps, random start (Madry et al.).
+    PGD: ``pgd_steps`` steps of ``pgd_step`` (None: 2.5 * eps / steps, Madry et al.), random
+    start from a Generator seeded with ``rng_seed`` at every eps (both models face the same starts).
     """
     clean = float((predict(model, x) == y).mean())
     f_acc, p_acc, kept = [], [], None
@@ -123,8 +167,9 @@ def attack_curves(model, x, y, eps_list, x_pgd, y_pgd, pgd_steps, rng, keep_eps)
             if eps == 0:
                 p_acc.append(float((predict(model, x_pgd) == y_pgd).mean()))
             else:
-                r = pgd(model, x_pgd, y_pgd, eps=float(eps), step_size=2.5 * eps / pgd_steps,
-                        steps=pgd_steps, rng=rng)
+                step = 2.5 * eps / pgd_steps if pgd_step is None else pgd_step
+                r = pgd(model, x_pgd, y_pgd, eps=float(eps), step_size=step, steps=pgd_steps,
+                        rng=np.random.default_rng(rng_seed))
                 p_acc.append(r.accuracy(y_pgd))
     if kept is None:
         kept = fgsm(model, x, y, eps=float(keep_eps))
@@ -144,41 +189,60 @@ def main(argv=None):
     p.add_argument("--dataset", choices=sorted(DEFAULTS), default="svhn",
                    help="svhn (official .mat files, default), mnist or cifar10")
     p.add_argument("--data", default=None, help="folder holding the data set's files (optional)")
-    p.add_argument("--cifar", choices=("exact", "jpeg"), default="exact",
-                   help="CIFAR-10 pixels: the bit-exact subset (7,044 train / 761 test, default) "
-                        "or the full JPEG-decoded set (50,000 / 10,000)")
+    p.add_argument("--cifar", choices=("exact", "jpeg"), default="jpeg",
+                   help="CIFAR-10 pixels: the full JPEG-decoded set (50,000 / 10,000, default) or "
+                        "the bit-exact subset (7,044 train / 761 test)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the standard model")
-    p.add_argument("--adv-epochs", type=int, default=None,
-                   help="epochs of adversarial training (default: --epochs)")
+    p.add_argument("--adv-epochs", type=int, default=None, help="epochs of adversarial training")
+    p.add_argument("--adv-attack", choices=("fgsm", "fgsm-rs", "pgd"), default=None,
+                   help="attack of adversarial training: fgsm (the SVHN report's), fgsm-rs (FGSM from "
+                        "a random start, Wong et al. 2020) or pgd (Madry et al.); default per data set")
+    p.add_argument("--adv-steps", type=int, default=7, help="PGD steps of --adv-attack pgd")
+    p.add_argument("--adv-alpha", type=float, default=None,
+                   help="step of fgsm-rs (default 1.25 eps) or pgd (default 2.5 eps / steps)")
     p.add_argument("--adv-init", choices=("scratch", "finetune"), default="scratch",
                    help="adversarial training from a fresh model (default) or from the trained one")
     p.add_argument("--adv-warmup", type=int, default=None,
                    help="clean epochs at the start of adversarial training (default: per data set)")
-    p.add_argument("--ratio", type=float, default=0.5,
-                   help="fraction of each training batch replaced by FGSM examples")
+    p.add_argument("--ratio", type=float, default=None,
+                   help="fraction of each training batch replaced by adversarial examples")
+    p.add_argument("--monitor-n", type=int, default=1000,
+                   help="validation images whose PGD accuracy is measured after every adversarial "
+                        "epoch; training stops when it has not improved for --patience epochs and "
+                        "the most robust epoch's weights are kept (0: no robust early stopping)")
+    p.add_argument("--patience", type=int, default=3)
     p.add_argument("--eps", type=float, nargs="+", default=None, help="eps grid (pixel units)")
     p.add_argument("--eps-cm", type=float, default=None,
                    help="eps of the adversarial confusion matrix / pairs / perturbation figures")
-    p.add_argument("--eps-train", type=float, default=None, help="FGSM eps of adversarial training")
+    p.add_argument("--eps-train", type=float, default=None, help="eps of adversarial training")
     p.add_argument("--n-train", type=int, default=None, help="training images (stratified first N)")
     p.add_argument("--n-attack", type=int, default=5000,
                    help="test images attacked for the FGSM curves (stratified first N; "
                         "clean accuracy always uses the whole test set)")
     p.add_argument("--pgd-n", type=int, default=1000, help="test images for the PGD curve (0: no PGD)")
-    p.add_argument("--pgd-steps", type=int, default=10)
+    p.add_argument("--pgd-steps", type=int, default=None, help="PGD steps of the evaluation")
+    p.add_argument("--pgd-step", type=float, default=None,
+                   help="PGD step of the evaluation (default: per data set, else 2.5 eps / steps)")
+    p.add_argument("--augment", choices=("none", "crop", "flip-crop"), default=None,
+                   help="training-batch augmentation (default per data set)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="Adam's peak lr (linear warm-up, cosine decay)")
     args = p.parse_args(argv)
     if args.out == "runs/adversarial_<dataset>":
         args.out = f"runs/adversarial_{args.dataset}"
     cfg = DEFAULTS[args.dataset]
-    epochs = QUICK["epochs"] if args.quick else (args.epochs or cfg["epochs"])
-    adv_epochs = QUICK["epochs"] if args.quick else (args.adv_epochs or args.epochs or cfg["epochs"])
-    warmup = 0 if args.quick else (args.adv_warmup if args.adv_warmup is not None else cfg["warmup"])
+    pick = lambda v, key: cfg[key] if v is None else v  # noqa: E731
+    epochs = QUICK["epochs"] if args.quick else pick(args.epochs, "epochs")
+    adv_epochs = QUICK["epochs"] if args.quick else pick(args.adv_epochs, "adv_epochs")
+    warmup = 0 if args.quick else pick(args.adv_warmup, "warmup")
     if warmup >= adv_epochs and adv_epochs > 0:
         p.error(f"--adv-warmup ({warmup}) must be smaller than the adversarial epochs ({adv_epochs})")
-    eps_cm = args.eps_cm if args.eps_cm is not None else cfg["eps_cm"]
-    eps_train = args.eps_train if args.eps_train is not None else cfg["eps_train"]
+    eps_cm = pick(args.eps_cm, "eps_cm")
+    eps_train = pick(args.eps_train, "eps_train")
+    ratio = pick(args.ratio, "ratio")
+    adv_attack = pick(args.adv_attack, "adv_attack")
+    augment = pick(args.augment, "augment")
+    lr = pick(args.lr, "lr")
     if args.eps is not None:
         eps_list = sorted(set(float(e) for e in args.eps) | {0.0})
     elif args.quick:
@@ -187,17 +251,25 @@ def main(argv=None):
         eps_list = [float(e) for e in cfg["eps"]]
     if not any(np.isclose(eps_cm, e) for e in eps_list):
         eps_list = sorted(eps_list + [float(eps_cm)])
-    if any(e < 0 for e in eps_list) or eps_cm <= 0 or eps_train < 0 or not 0 <= args.ratio <= 1:
-        p.error("eps values must be >= 0, --eps-cm > 0 and --ratio in [0, 1]")
-    n_train = QUICK["n_train"] if args.quick else (args.n_train or cfg["n_train"])
+    if any(e < 0 for e in eps_list) or eps_cm <= 0 or eps_train <= 0 or not 0 <= ratio <= 1:
+        p.error("eps values must be >= 0, --eps-cm and --eps-train > 0 and --ratio in [0, 1]")
+    if args.adv_steps < 1 or args.patience < 0 or args.monitor_n < 0:
+        p.error("--adv-steps must be >= 1, --patience and --monitor-n >= 0")
+    n_train = QUICK["n_train"] if args.quick else args.n_train
     n_test = QUICK["n_test"] if args.quick else None
     n_attack = QUICK["n_attack"] if args.quick else args.n_attack
     pgd_n = min(args.pgd_n, QUICK["pgd_n"]) if args.quick else args.pgd_n
-    pgd_steps = QUICK["pgd_steps"] if args.quick else args.pgd_steps
+    pgd_steps = QUICK["pgd_steps"] if args.quick else pick(args.pgd_steps, "pgd_steps")
+    pgd_step = pick(args.pgd_step, "pgd_step")
+    monitor_n = min(args.monitor_n, QUICK["monitor_n"]) if args.quick else args.monitor_n
+    adv_name, adv_kw, adv_text = adversarial_recipe(adv_attack, eps_train, args.adv_steps, args.adv_alpha)
+    pgd_text = (f"PGD-{pgd_steps} (random start, step "
+                + ("2.5 eps / steps" if pgd_step is None else f"{pgd_step:g}") + ")")
 
     seeds = np.random.SeedSequence(args.seed).spawn(6)
-    rng_init, rng_train, rng_init_r, rng_train_r, rng_adv, rng_pgd = (np.random.default_rng(s)
-                                                                       for s in seeds)
+    rng_init, rng_train, rng_init_r, rng_train_r, rng_adv, rng_split = (np.random.default_rng(s)
+                                                                         for s in seeds)
+    pgd_seed = args.seed + 1   # the random starts of every PGD evaluation
     figures = {}
 
     with Timer() as total:
@@ -209,6 +281,9 @@ def main(argv=None):
         n_ch, side = ds.x_train.shape[1], ds.x_train.shape[2]
         print(f"data set: {args.dataset}; data used: {ds.source}")
         print(f"      train {ds.x_train.shape}, test {ds.x_test.shape} (loaded in {t_load.seconds:.1f} s)")
+        # 5% stratified validation split, shared by both models (and by robust early stopping).
+        i_tr, i_val = stratified_split(ds.y_train, 0.05, rng_split)
+        x_tr, y_tr, x_val, y_val = ds.x_train[i_tr], ds.y_train[i_tr], ds.x_train[i_val], ds.y_train[i_val]
         # Attack subsets: stratified first N of the test set (deterministic).
         ia = (np.arange(ds.y_test.size) if n_attack >= ds.y_test.size
               else stratified_subset(ds.y_test, n_attack))
@@ -218,20 +293,27 @@ def main(argv=None):
             xp, yp = xa[ip], ya[ip]
         else:
             xp = yp = None
-        mean = ds.x_train.mean(axis=(0, 2, 3))
-        std = ds.x_train.std(axis=(0, 2, 3))
+        mean = x_tr.mean(axis=(0, 2, 3))
+        std = x_tr.std(axis=(0, 2, 3))
+        transform = augmentation(augment, side)
+
+        def new_model(rng):
+            return build_cnn(n_ch, side, mean, std, cfg["blocks"], rng, cfg["convs"], cfg["dense"],
+                             cfg["dropout"])
 
         def train(model, rng, epochs_, callbacks=()):
-            opt = Adam(model.parameters(), lr=args.lr)
-            tr = Trainer(model, SoftmaxCrossEntropy(), opt, schedule=StepLR(opt, step_size=3, gamma=0.5),
-                         callbacks=list(callbacks), batch_size=args.batch_size, rng=rng)
-            hist = tr.fit(ds.x_train, ds.y_train, epochs=epochs_, val_split=0.05)
+            opt = Adam(model.parameters(), lr=lr)
+            steps = -(-y_tr.size // args.batch_size) * max(epochs_, 1)
+            tr = Trainer(model, SoftmaxCrossEntropy(), opt, schedule=WarmupCosine(opt, max(1, steps // 20), steps),
+                         schedule_interval="step", callbacks=list(callbacks), batch_size=args.batch_size,
+                         rng=rng, transform=transform)
+            hist = tr.fit(x_tr, y_tr, epochs=epochs_, val_data=(x_val, y_val))
             return tr, hist
 
         # %% Part 1: train the standard CNN
-        model = build_cnn(n_ch, side, mean, std, cfg["widths"], rng_init, cfg["dropout"])
+        model = new_model(rng_init)
         summary_text = nn.summary(model, (n_ch, side, side))
-        print(f"Part 1: training the CNN for {epochs} epoch(s)")
+        print(f"Part 1: training the CNN for {epochs} epoch(s), augmentation: {augment}")
         with Timer() as t_train:
             trainer, history = train(model, rng_train, epochs)
         test = trainer.evaluate(ds.x_test, ds.y_test)
@@ -241,35 +323,48 @@ def main(argv=None):
 
         # %% Part 2: FGSM (and PGD) at every eps
         print(f"Part 2: FGSM on {ya.size} test images at eps {[eps_label(e, args.dataset) for e in eps_list]}"
-              + (f", PGD-{pgd_steps} on {yp.size}" if xp is not None else ""))
+              + (f", {pgd_text} on {yp.size}" if xp is not None else ""))
         with Timer() as t_att:
-            f_std, p_std, adv_std = attack_curves(model, xa, ya, eps_list, xp, yp, pgd_steps, rng_pgd, eps_cm)
+            f_std, p_std, adv_std = attack_curves(model, xa, ya, eps_list, xp, yp, pgd_steps, pgd_step,
+                                                  pgd_seed, eps_cm)
         cm_adv = metrics.confusion_matrix(ya, adv_std.pred_adv, num_classes=10)
-        for e, a in zip(eps_list, f_std):
-            print(f"  eps {eps_label(e, args.dataset):>7}: FGSM accuracy {a:.4f}")
+        for i, e in enumerate(eps_list):
+            print(f"  eps {eps_label(e, args.dataset):>7}: FGSM accuracy {f_std[i]:.4f}"
+                  + (f", PGD {p_std[i]:.4f}" if p_std is not None else ""))
 
-        # %% Part 3: adversarial training (FGSM examples replace a fraction of each batch)
+        # %% Part 3: adversarial training
+        robust = new_model(rng_init_r)
         if args.adv_init == "finetune":
-            robust = build_cnn(n_ch, side, mean, std, cfg["widths"], rng_init_r, cfg["dropout"])
             robust.load_state_dict(model.state_dict())
-        else:
-            robust = build_cnn(n_ch, side, mean, std, cfg["widths"], rng_init_r, cfg["dropout"])
-        print(f"Part 3: adversarial training (FGSM eps {eps_label(eps_train, args.dataset)}, "
-              f"ratio {args.ratio}, {adv_epochs} epoch(s) of which {warmup} clean warm-up, init: {args.adv_init})")
+        callbacks = [AdversarialTraining(adv_name, eps=eps_train, ratio=ratio, start_epoch=warmup,
+                                         rng=rng_adv, **adv_kw)]
+        if monitor_n > 0:
+            # PGD-10 accuracy on held-out validation images after every epoch; keep the best epoch.
+            im = stratified_subset(y_val, min(monitor_n, y_val.size))
+            callbacks += [RobustValidation(x_val[im], y_val[im], "pgd", eps_train, key="val_pgd_acc",
+                                           seed=pgd_seed, steps=10, step_size=eps_train / 4),
+                          EarlyStopping("val_pgd_acc", mode="max", patience=args.patience,
+                                        restore_best_weights=True)]
+        print(f"Part 3: adversarial training ({adv_text}, ratio {ratio}, {adv_epochs} epoch(s) of which "
+              f"{warmup} clean warm-up, init: {args.adv_init}"
+              + (f"; early stopping on PGD-10 accuracy of {min(monitor_n, y_val.size)} validation images)"
+                 if monitor_n > 0 else ")"))
         with Timer() as t_train_r:
-            trainer_r, history_r = train(robust, rng_train_r, adv_epochs,
-                                         [AdversarialTraining("fgsm", eps=eps_train, ratio=args.ratio,
-                                                              start_epoch=warmup, rng=rng_adv)])
+            trainer_r, history_r = train(robust, rng_train_r, adv_epochs, callbacks)
+        best_epoch = callbacks[-1].best_epoch if monitor_n > 0 else None
         test_r = trainer_r.evaluate(ds.x_test, ds.y_test)
         pred_r = trainer_r.predict(ds.x_test)
         cm_r = metrics.confusion_matrix(ds.y_test, pred_r, num_classes=10)
         with Timer() as t_att_r:
-            f_rob, p_rob, adv_rob = attack_curves(robust, xa, ya, eps_list, xp, yp, pgd_steps, rng_pgd, eps_cm)
+            f_rob, p_rob, adv_rob = attack_curves(robust, xa, ya, eps_list, xp, yp, pgd_steps, pgd_step,
+                                                  pgd_seed, eps_cm)
         cm_r_adv = metrics.confusion_matrix(ya, adv_rob.pred_adv, num_classes=10)
-        print(f"test accuracy (adversarially trained): {test_r['acc']:.4f}")
-        for e, a, b in zip(eps_list, f_std, f_rob):
-            print(f"  eps {eps_label(e, args.dataset):>7}: FGSM accuracy standard {a:.4f} -> "
-                  f"adversarially trained {b:.4f}")
+        print(f"test accuracy (adversarially trained): {test_r['acc']:.4f}"
+              + (f" (weights of epoch {best_epoch}, the best PGD validation accuracy)" if best_epoch is not None else ""))
+        for i, e in enumerate(eps_list):
+            print(f"  eps {eps_label(e, args.dataset):>7}: FGSM accuracy standard {f_std[i]:.4f} -> "
+                  f"adversarially trained {f_rob[i]:.4f}"
+                  + (f"; PGD {p_std[i]:.4f} -> {p_rob[i]:.4f}" if p_std is not None else ""))
 
         # %% Figures (matplotlib is imported only here)
         with Timer() as t_fig:
@@ -346,6 +441,7 @@ def main(argv=None):
                       f"{args.dataset} used instead of SVHN (chosen with --dataset)"),
         "n_train": int(ds.x_train.shape[0]), "n_test": int(ds.x_test.shape[0]),
         "n_attack": int(ya.size), "n_pgd": int(0 if yp is None else yp.size), "pgd_steps": pgd_steps,
+        "pgd_step": pgd_step, "pgd": pgd_text, "augment": augment,
         "classes": names, "eps": eps_list, "eps_confusion": eps_cm,
         "standard": {
             "clean_accuracy": test["acc"], "test_loss": test["loss"], "epochs": epochs,
@@ -354,8 +450,13 @@ def main(argv=None):
             "confusion_matrix": cm, "confusion_matrix_adv": cm_adv,
             "flipped_at_eps_confusion": int(flips.size),
         },
-        "adversarial_training": {"attack": "fgsm", "eps": eps_train, "ratio": args.ratio,
-                                 "epochs": adv_epochs, "warmup_epochs": warmup, "init": args.adv_init},
+        "adversarial_training": {"attack": adv_attack, "recipe": adv_text, "eps": eps_train, "ratio": ratio,
+                                 "options": adv_kw, "epochs": adv_epochs, "epochs_run": len(history_r["loss"]),
+                                 "warmup_epochs": warmup, "init": args.adv_init,
+                                 "early_stopping": ({"monitor": "PGD-10 accuracy", "n_val": int(min(monitor_n, y_val.size)),
+                                                     "patience": args.patience, "best_epoch": best_epoch}
+                                                    if monitor_n > 0 else None),
+                                 "train_seconds": t_train_r.seconds},
         "robust": {
             "clean_accuracy": test_r["acc"], "test_loss": test_r["loss"], "epochs": adv_epochs,
             "fgsm_accuracy": f_rob, "pgd_accuracy": p_rob,
@@ -367,7 +468,7 @@ def main(argv=None):
         "wall_time_s": {"total": total.seconds, "load": t_load.seconds, "train_standard": t_train.seconds,
                         "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                         "attack_adversarial": t_att_r.seconds, "figures": t_fig.seconds},
-        "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": args.lr,
+        "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr,
         "machine": machine_info(), "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     write_json(out / "metrics.json", results)
@@ -386,6 +487,10 @@ def main(argv=None):
         return f"![{alt}]({figures[key]})" if key in figures else f"_({alt}: no figure, see text)_"
 
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    early_text = (f"Early stopping on the PGD-10 accuracy (eps {eps_label(eps_train, args.dataset)}) of "
+                  f"{min(monitor_n, y_val.size)} validation images, patience {args.patience}: the weights of "
+                  f"epoch {best_epoch} (0-based), the most robust one, are kept (the guard against "
+                  "catastrophic overfitting, Wong et al. 2020)." if monitor_n > 0 else "")
     data_line = ds.source if args.dataset == "svhn" else (
         f"{ds.source}. **Not SVHN**: this run uses {args.dataset} (chosen with --dataset).")
     pairs_text = (img("pairs", "correct before / wrong after") + "\n\n" + img("perturbation", "perturbation")
@@ -404,7 +509,8 @@ the model takes images in [0, 1] and standardizes them in its first layer.
 ```
 {summary_text}
 ```
-Adam (lr {args.lr}, halved every 3 epochs), batch {args.batch_size}, 5% validation split, dropout {cfg["dropout"]},
+Adam (peak lr {lr}, linear warm-up then cosine decay per step), batch {args.batch_size}, 5% stratified validation
+split, augmentation: {augment}, dropout {cfg["dropout"]},
 {epochs} epoch(s) in {t_train.seconds:.0f} s.
 
 ![history]({figures['history']})
@@ -438,17 +544,19 @@ Perturbed images at every eps (rows) with the model's prediction (red: wrong):
 
 ## Part 3: adversarial training
 
-FGSM adversarial training: in every batch a fraction {args.ratio} of the images is replaced by
-FGSM examples at eps = {eps_label(eps_train, args.dataset)} (made with the current weights, eval mode),
-{adv_epochs} epoch(s) ({warmup} of them clean warm-up epochs before the attack starts),
-{'from a fresh model' if args.adv_init == 'scratch' else 'starting from the standard model'},
-in {t_train_r.seconds:.0f} s.
+Adversarial training: in every batch a fraction {ratio} of the images is replaced by adversarial
+examples, {adv_text} (made with the current weights, eval mode), up to {adv_epochs} epoch(s)
+({warmup} of them clean warm-up epochs before the attack starts),
+{'from a fresh model' if args.adv_init == 'scratch' else 'starting from the standard model'};
+{len(history_r['loss'])} epoch(s) run in {t_train_r.seconds:.0f} s.
+{early_text}
 
 {img('history_robust', 'adversarial training history')}
 
 ### Before / after
 Clean test accuracy: standard {pct(test['acc'])}, adversarially trained {pct(test_r['acc'])}.
 Under FGSM at eps = {ecm}: standard {pct(adv_std.accuracy(ya))}, adversarially trained {pct(adv_rob.accuracy(ya))}.
+PGD columns: {pgd_text}, on {0 if yp is None else yp.size} test images.
 
 {head}
 {sep}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnlite import nn
-from nnlite.attacks import (AdversarialTraining, AttackResult, accuracy_vs_eps,
+from nnlite.attacks import (AdversarialTraining, AttackResult, RobustValidation, accuracy_vs_eps,
                             adversarial_confusion_matrix, fgsm, fooling_image, fooling_images,
                             input_gradient, make_adversarial_batch, per_example_cross_entropy,
                             pgd, plot_accuracy_vs_eps, plot_adversarial_grid,
@@ -487,3 +487,43 @@ def test_adversarial_training_raises_robust_accuracy(trained, mnist):
           f"{adv_rob:.3f} (clean {adv_clean:.3f})")
     assert adv_rob >= plain_rob + 0.2
     assert adv_clean > 0.6
+
+
+def test_robust_validation_logs_attack_accuracy_and_leaves_the_model_alone(toy):
+    model, x, y = toy
+    model = copy.deepcopy(model)
+    cb = RobustValidation(x, y, "pgd", eps=0.1, key="val_pgd_acc", seed=3, steps=3, step_size=0.04)
+    trainer = types.SimpleNamespace(model=model)
+    before = snapshot(model)
+    logs = {}
+    cb.on_validation_end(trainer, 0, logs)
+    assert_same_snapshot(before, snapshot(model))
+    ref = pgd(model, x, y, eps=0.1, steps=3, step_size=0.04, rng=np.random.default_rng(3))
+    assert logs["val_pgd_acc"] == ref.accuracy(y)
+    again = {}
+    cb.on_validation_end(trainer, 1, again)      # same random starts every epoch
+    assert again["val_pgd_acc"] == logs["val_pgd_acc"]
+    every2 = RobustValidation(x, y, "fgsm", eps=0.1, every=2)
+    odd, even = {}, {}
+    every2.on_validation_end(trainer, 0, odd)
+    every2.on_validation_end(trainer, 1, even)
+    assert np.isnan(odd["val_robust_acc"]) and even["val_robust_acc"] == fgsm(model, x, y, eps=0.1).accuracy(y)
+    for bad in (dict(attack="cw"), dict(every=0), dict(key=""), dict(eps=-1)):
+        with pytest.raises(ValueError):
+            RobustValidation(x, y, **bad)
+    with pytest.raises((TypeError, ValueError)):
+        RobustValidation(x, y.astype(np.float32))
+
+
+def test_fgsm_rs_is_pgd_with_one_step_from_a_random_start(toy):
+    """FGSM-RS (Wong et al. 2020) through AdversarialTraining: inside the eps box, not plain FGSM."""
+    model, x, y = toy
+    xb, _ = make_adversarial_batch(model, x, y, "pgd", eps=0.1, ratio=1.0, rng=0, steps=1,
+                                   step_size=0.125, random_start=True)
+    d = xb - x
+    assert np.abs(d).max() <= 0.1 + SLACK and xb.min() >= 0 and xb.max() <= 1
+    plain = fgsm(model, x, y, eps=0.1).x_adv
+    assert not np.array_equal(xb, plain)
+    # a step of 1.25 eps from a start inside the box ends on the box's faces for most pixels
+    inner = (x > 0.1) & (x < 0.9)
+    assert np.mean(np.isclose(np.abs(d[inner]), 0.1, atol=1e-6)) > 0.5

@@ -73,6 +73,10 @@ class Recorder(Callback):
         assert set(logs) >= {"loss", "acc", "size", "lr"}
         self.calls.append(f"batch_end {batch} {logs['size']}")
 
+    def on_validation_end(self, trainer, epoch, logs):
+        assert len(trainer.history) == epoch      # not recorded yet: metrics may still be added
+        self.calls.append(f"validation_end {epoch}")
+
     def on_epoch_end(self, trainer, epoch, logs):
         assert len(trainer.history) == epoch + 1  # history already holds this epoch
         self.calls.append(f"epoch_end {epoch} {sorted(logs)}")
@@ -89,8 +93,31 @@ def test_custom_callback_sees_hooks_in_order():
     per_epoch = lambda e: ([f"epoch_begin {e}"]
                            + [c for b, n in enumerate([32, 32, 6])
                               for c in (f"batch_begin {b} {n}", f"batch_end {b} {n}")]
-                           + [f"epoch_end {e} {keys}"])
+                           + [f"validation_end {e}", f"epoch_end {e} {keys}"])
     assert rec.calls == ["train_begin"] + per_epoch(0) + per_epoch(1) + ["train_end"]
+
+
+class AddMetric(Callback):
+    """Adds a scripted metric in on_validation_end (as RobustValidation does)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def on_validation_end(self, trainer, epoch, logs):
+        logs["val_custom"] = self.values[epoch]
+
+
+def test_metric_added_in_on_validation_end_is_recorded_and_monitored():
+    x, y = blobs()
+    values = [0.2, 0.5, 0.4, 0.3, 0.45, 0.1]
+    snaps = Snapshots()
+    es = EarlyStopping("val_custom", mode="max", patience=2, restore_best_weights=True)
+    trainer = make_trainer([AddMetric(values), snaps, es])
+    hist = trainer.fit(x, y, epochs=6, val_data=(x[:20], y[:20]))
+    assert hist["val_custom"] == values[:4]          # recorded; stopped after 2 epochs without gain
+    assert es.best_epoch == 1 and es.stopped_epoch == 3
+    for k, v in trainer.model.state_dict().items():  # the best epoch's weights are back
+        np.testing.assert_array_equal(v, snaps.weights[1][k])
 
 
 def test_stop_training_stops_after_the_current_epoch():

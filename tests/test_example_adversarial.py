@@ -65,7 +65,8 @@ def check_adversarial_metrics(m: dict, n_eps_min: int):
         assert np.trace(cm_adv) / cm_adv.sum() == pytest.approx(r["fgsm_accuracy"][i])
         assert r["accuracy_at_eps_confusion"] == pytest.approx(r["fgsm_accuracy"][i])
     at = m["adversarial_training"]
-    assert at["attack"] == "fgsm" and 0 <= at["ratio"] <= 1 and at["eps"] > 0
+    assert at["attack"] in ("fgsm", "fgsm-rs", "pgd") and 0 <= at["ratio"] <= 1 and at["eps"] > 0
+    assert 1 <= at["epochs_run"] <= at["epochs"]
     assert m["wall_time_s"]["total"] > 0
 
 
@@ -89,6 +90,11 @@ def test_adversarial_mnist_quick(tmp_path):
                 "confusion_matrix_adv", "comparison", "confusion_matrix_robust_adv", "misclassified_robust"):
         assert fig in m["figures"], f"figure {fig} missing"
     assert "data set: mnist" in p.stdout
+    # MNIST defaults: Madry et al.'s eps 0.3, FGSM-RS training early-stopped on PGD accuracy
+    at = m["adversarial_training"]
+    assert at["attack"] == "fgsm-rs" and at["eps"] == 0.3 and at["ratio"] == 1.0
+    assert at["early_stopping"]["best_epoch"] == 0 and at["early_stopping"]["n_val"] > 0
+    assert "val_pgd_acc" in m["history_robust"]
 
 
 def test_adversarial_svhn_missing_stops_with_advice(tmp_path):

@@ -13,13 +13,15 @@ without touching parameter gradients, batch-norm statistics or training modes.
 * ``fooling_image`` / ``fooling_images``: normalized ascent on a target class score.
 * every attack returns an ``AttackResult``.
 * ``accuracy_vs_eps``, ``adversarial_confusion_matrix``, plotting helpers,
-  ``make_adversarial_batch`` and the ``AdversarialTraining`` trainer callback.
+  ``make_adversarial_batch``, the ``AdversarialTraining`` trainer callback (FGSM, PGD, or
+  FGSM with random start as in Wong et al. 2020: ``"pgd"`` with ``steps=1``) and the
+  ``RobustValidation`` callback (accuracy under attack per epoch, for early stopping).
 """
 from .fgsm import AttackResult, fgsm
 from .fooling import FoolingResult, fooling_image, fooling_images
 from .gradients import input_gradient, per_example_cross_entropy, predict
 from .pgd import pgd, project, random_start_delta
-from .robustness import (AdversarialTraining, accuracy_vs_eps, adversarial_confusion_matrix,
+from .robustness import (AdversarialTraining, RobustValidation, accuracy_vs_eps, adversarial_confusion_matrix,
                          magnify, make_adversarial_batch, plot_accuracy_vs_eps,
                          plot_adversarial_grid, plot_adversarial_pairs, plot_perturbation,
                          run_attack)
@@ -28,4 +30,5 @@ __all__ = ["AttackResult", "FoolingResult", "input_gradient", "per_example_cross
            "predict", "fgsm", "pgd", "project", "random_start_delta", "fooling_image",
            "fooling_images", "run_attack", "accuracy_vs_eps", "adversarial_confusion_matrix",
            "plot_accuracy_vs_eps", "plot_adversarial_grid", "plot_adversarial_pairs",
-           "plot_perturbation", "magnify", "make_adversarial_batch", "AdversarialTraining"]
+           "plot_perturbation", "magnify", "make_adversarial_batch", "AdversarialTraining",
+           "RobustValidation"]

@@ -22,14 +22,12 @@ from .fgsm import AttackResult, check_eps, fgsm
 from .gradients import predict
 from .pgd import pgd
 
-try:  # the Trainer's callback base class (nnlite.train), when available
-    from ..train.callbacks import Callback as _CallbackBase
-except ImportError:  # pragma: no cover - only while nnlite.train is missing
-    _CallbackBase = object
+from ..train.callbacks import Callback
 
 __all__ = ["run_attack", "accuracy_vs_eps", "adversarial_confusion_matrix",
            "plot_accuracy_vs_eps", "plot_adversarial_grid", "plot_adversarial_pairs",
-           "plot_perturbation", "make_adversarial_batch", "AdversarialTraining"]
+           "plot_perturbation", "make_adversarial_batch", "AdversarialTraining",
+           "RobustValidation"]
 
 _ATTACKS = ("fgsm", "pgd")
 
@@ -297,7 +295,7 @@ def make_adversarial_batch(model, xb, yb, attack: str = "fgsm", eps: float = 0.1
     return xb_new, yb
 
 
-class AdversarialTraining(_CallbackBase):
+class AdversarialTraining(Callback):
     """Trainer callback: train on adversarial batches (Goodfellow et al.; Madry et al.).
 
     attack: "fgsm" or "pgd"; eps: radius (input units); ratio: fraction of each batch replaced
@@ -305,6 +303,9 @@ class AdversarialTraining(_CallbackBase):
     epochs of clean training before the attack kicks in; rng: Generator or seed for the
     subset choice and PGD starts (None: use ``trainer.rng`` if the trainer has one);
     attack_kw: options of the attack (e.g. steps=7, step_size=0.01, clip=(0, 1)).
+    FGSM with a random start ("FGSM-RS", Wong et al. 2020) is ``attack="pgd", steps=1,
+    step_size=1.25 * eps, random_start=True``: a uniform start in the eps box, one signed
+    step of 1.25 eps, projection back onto the box.
     ``on_train_batch_begin`` returns the batch from :func:`make_adversarial_batch`
     (generated in eval mode, training mode restored afterwards). Other hooks do nothing.
     """
@@ -329,9 +330,6 @@ class AdversarialTraining(_CallbackBase):
             self.rng = trng if isinstance(trng, np.random.Generator) else as_generator(None)
         return self.rng
 
-    def on_train_begin(self, trainer) -> None:
-        """No-op (kept for the hook interface)."""
-
     def on_epoch_begin(self, trainer, epoch: int) -> None:
         """Remember the epoch (for ``start_epoch``)."""
         self.epoch = int(epoch)
@@ -343,11 +341,42 @@ class AdversarialTraining(_CallbackBase):
         return make_adversarial_batch(trainer.model, xb, yb, self.attack, self.eps, self.ratio,
                                       rng=self._generator(trainer), **self.attack_kw)
 
-    def on_train_batch_end(self, trainer, batch: int, logs) -> None:
-        """No-op."""
 
-    def on_epoch_end(self, trainer, epoch: int, logs) -> None:
-        """No-op."""
+class RobustValidation(Callback):
+    """Trainer callback: accuracy under attack on a held-out set, added to every epoch's logs.
 
-    def on_train_end(self, trainer) -> None:
-        """No-op."""
+    x: (N, ...) held-out inputs in the valid range (not the training data); y: (N,) int labels;
+    attack ("fgsm" or "pgd"), eps and attack_kw (e.g. steps=10, step_size=0.01) as in
+    :func:`run_attack`; key: the name of the logs entry (default ``"val_robust_acc"``), recorded
+    in the trainer's History; every: evaluate every ``every`` epochs (NaN in between).
+    The attack's random starts come from a Generator made from ``seed`` afresh at every
+    evaluation, so all epochs face the same starts and their values are comparable.
+    Runs in ``on_validation_end`` (eval mode; parameters, gradients and batch-norm statistics
+    untouched), so ``EarlyStopping(key, mode="max", restore_best_weights=True)`` placed after it
+    stops adversarial training at its most robust epoch: the guard against "catastrophic
+    overfitting" of FGSM training (Wong et al. 2020), where robust accuracy collapses within an
+    epoch while clean accuracy rises.
+    """
+
+    def __init__(self, x, y, attack: str = "pgd", eps: float = 0.1, key: str = "val_robust_acc",
+                 every: int = 1, seed: int = 0, **attack_kw):
+        if attack not in _ATTACKS:
+            raise ValueError(f"attack must be one of {_ATTACKS}, got {attack!r}")
+        self.y = _check_xy(x, y)
+        self.x = x
+        self.attack, self.eps, self.attack_kw = attack, check_eps(eps), attack_kw
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        if not isinstance(every, numbers.Integral) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"every must be an int >= 1, got {every!r}")
+        self.key, self.every, self.seed = key, int(every), int(seed)
+        self.last = None   # the last AttackResult
+
+    def on_validation_end(self, trainer, epoch: int, logs) -> None:
+        """Attack the held-out set with the current weights; ``logs[key]`` = accuracy under attack."""
+        if (epoch + 1) % self.every:
+            logs[self.key] = float("nan")
+            return
+        self.last = run_attack(trainer.model, self.x, self.y, self.eps, self.attack,
+                               rng=np.random.default_rng(self.seed), **self.attack_kw)
+        logs[self.key] = self.last.accuracy(self.y)

@@ -12,6 +12,7 @@ trainer's ``numpy.random.Generator``; draw from it to stay reproducible). Hooks,
       on_epoch_begin(trainer, epoch)
         on_train_batch_begin(trainer, batch, xb, yb) -> None or (xb, yb)   # per batch
         on_train_batch_end(trainer, batch, logs)                           # per batch
+      on_validation_end(trainer, epoch, logs)    # may add metrics to the epoch's logs
       on_epoch_end(trainer, epoch, logs)
     on_train_end(trainer)
 
@@ -23,6 +24,11 @@ mean loss), ``acc`` (batch accuracy, NaN when the targets are not class labels),
 ``acc``, ``lr`` (the lr at the start of the epoch), ``epoch_time`` (seconds, validation
 included) and, only when there is validation data, ``val_loss`` and ``val_acc`` (the
 `History` then records NaN for them).
+
+``on_validation_end`` runs after the epoch's validation, before the schedule step and before
+the epoch is recorded: a callback may add its own metrics to ``logs`` there (e.g.
+``nnlite.attacks.RobustValidation`` adds ``val_robust_acc``); they are recorded in the
+`History` and callbacks such as `EarlyStopping` or `ModelCheckpoint` can monitor them.
 
 Set ``trainer.stop_training = True`` to stop after the current epoch. ``on_epoch_end`` runs
 after the epoch's schedule step and after the epoch was appended to ``trainer.history``,
@@ -73,6 +79,9 @@ class Callback:
 
     def on_train_batch_end(self, trainer, batch: int, logs: Dict[str, float]) -> None:
         """Called after each optimizer step with the batch's ``loss``, ``acc``, ``size``, ``lr``."""
+
+    def on_validation_end(self, trainer, epoch: int, logs: Dict[str, float]) -> None:
+        """Called after each epoch's validation, before it is recorded; may add entries to ``logs``."""
 
     def on_epoch_end(self, trainer, epoch: int, logs: Dict[str, float]) -> None:
         """Called after each epoch (after validation and the schedule step) with the epoch's logs."""

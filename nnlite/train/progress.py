@@ -148,8 +148,11 @@ class ProgressBar(Callback):
         head = f"Epoch {epoch + 1}/{epochs}" if epochs else f"Epoch {epoch + 1}"
         t = float(logs.get("epoch_time", math.nan))
         parts = [head, f"{t:.2f}s" if math.isfinite(t) else "?s"]
-        for key in ("loss", "acc", "val_loss", "val_acc"):
+        extra = [k for k in logs if k not in ("loss", "acc", "val_loss", "val_acc", "lr", "epoch_time")]
+        for key in ["loss", "acc", "val_loss", "val_acc"] + extra:   # extra: metrics added by callbacks
             v = logs.get(key, math.nan)
+            if not isinstance(v, (int, float)):
+                continue
             if v is not None and not math.isnan(v):
                 parts.append(f"{key} {_fmt(v)}")
         lr = logs.get("lr", math.nan)

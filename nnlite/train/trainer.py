@@ -367,6 +367,7 @@ class Trainer:
             ev = self.evaluate(xv, yv)
             logs["val_loss"], logs["val_acc"] = ev["loss"], ev["acc"]
         logs["lr"] = lr_epoch
+        self._call("on_validation_end", epoch, logs)
         if self.schedule is not None and self.schedule_interval == "epoch":
             if _wants_metric(self.schedule):
                 self.schedule.step(logs["val_loss"] if xv is not None else logs["loss"])
