@@ -38,6 +38,7 @@
 # %%
 import os
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ from nnlite.data import stratified_split, stratified_subset  # noqa: E402
 from nnlite.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
 from nnlite.optim import Adam, WarmupCosine  # noqa: E402
-from nnlite.train import EarlyStopping, Trainer  # noqa: E402
+from nnlite.train import EarlyStopping, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
 
 # Per data set defaults: the CNN (channels per block, convs per block, dense width, dropout),
 # augmentation, epochs, the eps grid, the eps of the adversarial confusion matrix, the
@@ -193,6 +194,9 @@ def main(argv=None):
                    help="CIFAR-10 pixels: the full JPEG-decoded set (50,000 / 10,000, default) or "
                         "the bit-exact subset (7,044 train / 761 test)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the standard model")
+    p.add_argument("--load-standard", default=None, metavar="CHECKPOINT",
+                   help="skip Part 1's training: load the standard model (and its history) from a "
+                        "model_standard.npz written by an earlier run with the same data set and seed")
     p.add_argument("--adv-epochs", type=int, default=None, help="epochs of adversarial training")
     p.add_argument("--adv-attack", choices=("fgsm", "fgsm-rs", "pgd"), default=None,
                    help="attack of adversarial training: fgsm (the SVHN report's), fgsm-rs (FGSM from "
@@ -313,9 +317,21 @@ def main(argv=None):
         # %% Part 1: train the standard CNN
         model = new_model(rng_init)
         summary_text = nn.summary(model, (n_ch, side, side))
-        print(f"Part 1: training the CNN for {epochs} epoch(s), augmentation: {augment}")
-        with Timer() as t_train:
-            trainer, history = train(model, rng_train, epochs)
+        if args.load_standard:
+            info = load_checkpoint(args.load_standard, model)
+            history, trainer = info["history"], Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters()),
+                                                        progress=False)
+            t_train = types.SimpleNamespace(seconds=info["extra"]["train_seconds"],
+                                            cpu_seconds=info["extra"]["train_cpu_seconds"])
+            print(f"Part 1: standard CNN loaded from {args.load_standard} (trained for {len(history['loss'])} "
+                  f"epoch(s) in {t_train.seconds:.0f} s)")
+        else:
+            print(f"Part 1: training the CNN for {epochs} epoch(s), augmentation: {augment}")
+            with Timer() as t_train:
+                trainer, history = train(model, rng_train, epochs)
+            save_checkpoint(out / "model_standard.npz", model, history=history,
+                            extra={"train_seconds": t_train.seconds, "train_cpu_seconds": t_train.cpu_seconds,
+                                   "dataset": args.dataset, "seed": args.seed})
         test = trainer.evaluate(ds.x_test, ds.y_test)
         pred = trainer.predict(ds.x_test)
         cm = metrics.confusion_matrix(ds.y_test, pred, num_classes=10)
@@ -352,6 +368,9 @@ def main(argv=None):
         with Timer() as t_train_r:
             trainer_r, history_r = train(robust, rng_train_r, adv_epochs, callbacks)
         best_epoch = callbacks[-1].best_epoch if monitor_n > 0 else None
+        save_checkpoint(out / "model_robust.npz", robust, history=history_r,
+                        extra={"train_seconds": t_train_r.seconds, "train_cpu_seconds": t_train_r.cpu_seconds,
+                               "dataset": args.dataset, "seed": args.seed, "best_epoch": best_epoch})
         test_r = trainer_r.evaluate(ds.x_test, ds.y_test)
         pred_r = trainer_r.predict(ds.x_test)
         cm_r = metrics.confusion_matrix(ds.y_test, pred_r, num_classes=10)
@@ -456,7 +475,7 @@ def main(argv=None):
                                  "early_stopping": ({"monitor": "PGD-10 accuracy", "n_val": int(min(monitor_n, y_val.size)),
                                                      "patience": args.patience, "best_epoch": best_epoch}
                                                     if monitor_n > 0 else None),
-                                 "train_seconds": t_train_r.seconds},
+                                 "train_seconds": t_train_r.seconds, "train_cpu_seconds": t_train_r.cpu_seconds},
         "robust": {
             "clean_accuracy": test_r["acc"], "test_loss": test_r["loss"], "epochs": adv_epochs,
             "fgsm_accuracy": f_rob, "pgd_accuracy": p_rob,
@@ -465,6 +484,9 @@ def main(argv=None):
         },
         "history": history.to_dict(), "history_robust": history_r.to_dict(),
         "figures": figures,
+        "standard_loaded_from": args.load_standard,
+        "cpu_time_s": {"total": total.cpu_seconds, "train_standard": t_train.cpu_seconds,
+                       "train_adversarial": t_train_r.cpu_seconds},
         "wall_time_s": {"total": total.seconds, "load": t_load.seconds, "train_standard": t_train.seconds,
                         "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                         "attack_adversarial": t_att_r.seconds, "figures": t_fig.seconds},

@@ -87,7 +87,7 @@ def main(argv=None):
     p.add_argument("--n-show", type=int, default=8, help="images shown in the figure")
     p.add_argument("--step-size", type=float, default=0.02,
                    help="L2 length of each step, pixel units (images in [0, 1])")
-    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=100)
     args = p.parse_args(argv)
     target = parse_target(args.target, list(CIFAR10_CLASSES))   # None: a random other class
     out = prepare_out(args.out)
@@ -132,7 +132,8 @@ def main(argv=None):
         ok = res.success
         print(f"fooling images: {ok.sum()}/{idx.size} reached their target in <= {args.max_steps} steps; "
               f"mean steps {res.steps[ok].mean() if ok.any() else float('nan'):.1f}, "
-              f"mean L2 {res.perturbation_l2[ok].mean() if ok.any() else float('nan'):.3f}, "
+              f"median L2 {np.median(res.perturbation_l2[ok]) if ok.any() else float('nan'):.3f} "
+              f"({255 * np.median(res.perturbation_l2[ok]) if ok.any() else float('nan'):.0f} on 0..255), "
               f"mean Linf {res.perturbation_linf[ok].mean() if ok.any() else float('nan'):.4f} (pixels in [0, 1])")
 
         # %% Figures
@@ -158,6 +159,9 @@ def main(argv=None):
     def stat(a):
         return float(a[ok].mean()) if ok.any() else None
 
+    def med(a):
+        return float(np.median(a[ok])) if ok.any() else None
+
     per_image = [{"test_index": int(i), "true": classes[ds.y_test[i]], "target": classes[t],
                   "pred_after": classes[res.pred_adv[j]], "success": bool(ok[j]), "steps": int(res.steps[j]),
                   "l2": float(res.perturbation_l2[j]), "linf": float(res.perturbation_linf[j]),
@@ -175,6 +179,8 @@ def main(argv=None):
                     "median_steps": float(np.median(res.steps[ok])) if ok.any() else None,
                     "mean_l2": stat(res.perturbation_l2), "mean_linf": stat(res.perturbation_linf),
                     "mean_l2_255": None if not ok.any() else 255 * stat(res.perturbation_l2),
+                    "median_l2": med(res.perturbation_l2),
+                    "median_l2_255": None if not ok.any() else 255 * med(res.perturbation_l2),
                     "units": "pixels in [0, 1] (l2_255: the same L2 on the 0..255 scale)",
                     "images": per_image},
         "figures": {"history": "history.png", "fooling_images": "fooling_images.png"},
@@ -214,8 +220,10 @@ the target's score with normalized steps of L2 length {args.step_size} (pixel un
 until the model predicts the target, at most {args.max_steps} steps.
 
 Success: **{100 * f['success_rate']:.1f}%** of {f['n_images']} images;
-over the successful ones: mean steps {fmt(f['mean_steps'], '{:.1f}')}, mean L2 {fmt(f['mean_l2'])}
-(= {fmt(f['mean_l2_255'], '{:.0f}')} on the 0..255 scale of the report), mean Linf {fmt(f['mean_linf'], '{:.4f}')}.
+over the successful ones: mean steps {fmt(f['mean_steps'], '{:.1f}')} (median {fmt(f['median_steps'], '{:.0f}')}),
+**median L2 {fmt(f['median_l2'])}** in pixel units (= {fmt(f['median_l2_255'], '{:.0f}')} on the 0..255 scale of
+the report, whose figure was 91), mean L2 {fmt(f['mean_l2'])} (= {fmt(f['mean_l2_255'], '{:.0f}')}), mean Linf
+{fmt(f['mean_linf'], '{:.4f}')}.
 
 ![fooling images](fooling_images.png)
 

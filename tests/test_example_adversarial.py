@@ -95,6 +95,16 @@ def test_adversarial_mnist_quick(tmp_path):
     assert at["attack"] == "fgsm-rs" and at["eps"] == 0.3 and at["ratio"] == 1.0
     assert at["early_stopping"]["best_epoch"] == 0 and at["early_stopping"]["n_val"] > 0
     assert "val_pgd_acc" in m["history_robust"]
+    # --load-standard skips Part 1's training and reproduces the run from the saved model
+    out2 = tmp_path / "adv2"
+    p2 = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out2, "--seed", "3",
+             "--load-standard", out / "model_standard.npz")
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert m2["standard_loaded_from"].endswith("model_standard.npz")
+    for key in ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy"):
+        assert m2["standard"][key] == st[key] and m2["robust"][key] == m["robust"][key]
+    assert m2["history"] == m["history"]
 
 
 def test_adversarial_svhn_missing_stops_with_advice(tmp_path):
