@@ -197,3 +197,34 @@ def test_initializers_use_conv_fan_in():
     assert g.dtype == np.float64
     assert np.abs(g).max() <= np.sqrt(6 / 500)
     np.testing.assert_array_equal(init.he_normal((3, 4), rng=7), init.he_normal((3, 4), rng=7))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_fast_row_path_equals_the_generic_path(training, dtype):
+    """Channel-last memory (what conv/ReLU/pool produce) takes the (M, C) row path; NCHW memory
+    the generic one. Both give the same numbers, keep the dtype, and the row path keeps the
+    input's channel-last layout in its output."""
+    rng = np.random.default_rng(0)
+    x_cl = (rng.standard_normal((4, 5, 3, 6)) * 2 + 1).astype(dtype).transpose(0, 3, 1, 2)  # (N,C,H,W) view
+    x_nchw = np.ascontiguousarray(x_cl)
+    d_cl = rng.standard_normal((4, 5, 3, 6)).astype(dtype).transpose(0, 3, 1, 2)
+    gamma, beta = rng.random(6).astype(dtype) + 0.5, rng.random(6).astype(dtype)
+    rm, rv = rng.random(6).astype(dtype), rng.random(6).astype(dtype) + 0.5
+    assert F.batchnorm._rows(x_cl) is not None and F.batchnorm._rows(x_nchw) is None
+    o1, c1 = F.batchnorm_forward(x_cl, gamma, beta, training, rm, rv)
+    o2, c2 = F.batchnorm_forward(x_nchw, gamma, beta, training, rm, rv)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(o1, o2, rtol=tol, atol=tol)
+    assert o1.dtype == dtype and o1.transpose(0, 2, 3, 1).flags.c_contiguous
+    for dout in (d_cl, np.ascontiguousarray(d_cl)):          # dout in either layout
+        g1 = F.batchnorm_backward(dout, c1)
+        g2 = F.batchnorm_backward(np.ascontiguousarray(dout), c2)
+        for a, b in zip(g1, g2):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, b, rtol=tol * 10, atol=tol * 10)
+    if training:
+        for key in ("batch_mean", "batch_var_unbiased"):
+            np.testing.assert_allclose(c1[key], c2[key], rtol=tol, atol=tol)
+    # (the generic path is gradient-checked in float64 in test_gradcheck_table.py, so
+    #  equality to 1e-12 carries that proof over to the row path)
