@@ -6,7 +6,8 @@ Times are per call unless a row says per image. Contenders:
   loop    the loop reference of ``nnlite.functional.reference`` on a SMALL batch, per image
   nnlite  the vectorized kernels (batch 128 unless stated)
   torch   PyTorch on the same shapes (optional), CPU, same thread count as NumPy's BLAS
-  gemm    only the GEMM calls nnlite makes for that conv (same shapes), on preallocated arrays
+  gemm    only the GEMM calls nnlite makes for that conv (recorded from a real run: same
+          shapes, layouts and order), replayed on preallocated arrays
 """
 from __future__ import annotations
 
@@ -128,33 +129,98 @@ QUICK_CONV = {"mnist 32->64 14x14 k3 p1", "cifar 32->64 16x16 k3 p1", "stride 2:
               "1x1: 64->32 16x16", "5x5: 32->64 14x14 k5 p2"}
 
 
-def _conv_gemm_calls(n, c_in, h, w_, c_out, k, s, p, dtype=np.float32):
-    """A zero-argument function making exactly the GEMM calls of nnlite's conv forward +
-    backward (same shapes, same slabs, same per-offset dx products) on preallocated arrays."""
-    ho = conv_mod.conv_output_size(h, k, s, p)
-    wo = conv_mod.conv_output_size(w_, k, s, p)
-    rows = n * ho * wo
+def _layout(a):
+    return a.shape, a.strides, a.dtype.str
+
+
+def _record_gemms(conv_fn):
+    """The GEMM calls ``conv_fn()`` makes through ``nnlite.functional.conv._gemm`` (the only
+    place its kernels multiply matrices), as [(a layout, b layout, out layout)], layout =
+    (shape, strides, dtype)."""
+    calls, real = [], conv_mod._gemm
+
+    def recording(a, b, out):
+        calls.append((_layout(a), _layout(b), _layout(out)))
+        return real(a, b, out)
+    conv_mod._gemm = recording
+    try:
+        conv_fn()
+    finally:
+        conv_mod._gemm = real
+    return calls
+
+
+def _strided_like(layout, rng):
+    """A preallocated random array with exactly that shape, strides (incl. negative-free
+    transposed / sliced views) and dtype."""
+    shape, strides, dt = layout
+    itemsize = np.dtype(dt).itemsize
+    span = sum((n - 1) * st for n, st in zip(shape, strides)) // itemsize + 1
+    base = rng.standard_normal(span).astype(dt)
+    return np.lib.stride_tricks.as_strided(base, shape=shape, strides=strides)
+
+
+def _conv_gemm_calls(conv_fn):
+    """A zero-argument function making exactly the GEMM calls of ``conv_fn`` (nnlite's conv
+    forward + backward), recorded from a real run: same shapes, same operand layouts
+    (transposed, sliced), in the same order, on preallocated arrays, one set per distinct
+    layout, reused by every call with that layout (as the conv's workspaces are), and its
+    FLOP count."""
+    calls = _record_gemms(conv_fn)
     rng = _rng(2)
-    slabs = conv_mod._row_slabs(k, rows * k * c_in * np.dtype(dtype).itemsize)
-    cols = [rng.standard_normal((rows, (i1 - i0) * k * c_in), dtype=dtype) for i0, i1 in slabs]
-    wk = [rng.standard_normal(((i1 - i0) * k * c_in, c_out), dtype=dtype) for i0, i1 in slabs]
-    out = np.empty((rows, c_out), dtype=dtype)
-    dmat = rng.standard_normal((rows, c_out), dtype=dtype)
-    dwt = [np.empty(((i1 - i0) * k * c_in, c_out), dtype=dtype) for i0, i1 in slabs]
-    w_t = rng.standard_normal((c_out, c_in), dtype=dtype)
-    tmp = np.empty((rows, c_in), dtype=dtype)
-    r0 = [conv_mod._offset_range(i, p, s, h, ho) for i in range(k)]
-    n_offsets = sum(1 for i in range(k) for j in range(k) if r0[i][1] > r0[i][0] and r0[j][1] > r0[j][0])
+    arrays = {}
+
+    def get(layout, role):
+        if (role, layout) not in arrays:
+            arrays[(role, layout)] = _strided_like(layout, rng)
+        return arrays[(role, layout)]
+    replay = [(get(a, "a"), get(b, "b"), get(o, "out")) for a, b, o in calls]
 
     def gemms():
-        for cl, wl in zip(cols, wk):
-            np.matmul(cl, wl, out=out)
-        for cl, dw in zip(cols, dwt):
-            np.matmul(cl.T, dmat, out=dw)
-        for _ in range(n_offsets):
-            np.matmul(dmat, w_t, out=tmp)
-    flops = 2.0 * rows * k * k * c_in * c_out * 2 + 2.0 * rows * c_out * c_in * n_offsets
+        for a, b, o in replay:
+            np.matmul(a, b, out=o)
+    flops = sum(2.0 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in replay)
     return gemms, flops
+
+
+#: internal helpers of nnlite's conv that the profile times (everything else is "other")
+PROFILED = {"GEMM": "_gemm", "patches": "_patches", "dx scatter": "_scatter_add"}
+
+
+def conv_profile(conv_fn, target_s=0.3):
+    """Where the time of ``conv_fn()`` (a conv forward + backward) goes: calls it repeatedly
+    for about ``target_s`` with timers around the conv module's GEMM, patch-building and
+    dx-scatter helpers. -> {"total_ms", "GEMM_ms", "patches_ms", "dx scatter_ms", "other_ms"}
+    per call; other = bias add, db GEMV, dW accumulation, zero fill of dx chunks, result
+    allocation, Python overhead (and the timers' own ~1 us per helper call)."""
+    import time
+    spent = {k: 0.0 for k in PROFILED}
+    real = {k: getattr(conv_mod, name) for k, name in PROFILED.items()}
+
+    def timed(key, fn):
+        def wrapper(*args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                spent[key] += time.perf_counter() - t0
+        return wrapper
+    conv_fn()
+    for k, name in PROFILED.items():
+        setattr(conv_mod, name, timed(k, real[k]))
+    try:
+        calls, t0 = 0, time.perf_counter()
+        while calls < 2 or time.perf_counter() - t0 < target_s:
+            conv_fn()
+            calls += 1
+        total = time.perf_counter() - t0
+    finally:
+        for k, name in PROFILED.items():
+            setattr(conv_mod, name, real[k])
+    out = {"total_ms": total / calls * 1e3}
+    out.update({f"{k}_ms": v / calls * 1e3 for k, v in spent.items()})
+    out["other_ms"] = out["total_ms"] - sum(v / calls * 1e3 for v in spent.values())
+    return out
 
 
 def run_conv(cfg, torch, peak_flops):
@@ -188,11 +254,11 @@ def run_conv(cfg, torch, peak_flops):
                "nnlite": lambda: F.conv2d_forward(x_nn, wt, b, s, p)}
         bwd = {"loop": lambda: ref.conv2d_backward_naive(rd, rcache),
                "nnlite": lambda: F.conv2d_backward(dout, cache)}
-        gemms, gemm_flops = _conv_gemm_calls(n, c_in, h, w_, c_out, k, s, p)
 
         def nn_both():
             o, c = F.conv2d_forward(x_nn, wt, b, s, p)
             return F.conv2d_backward(dout, c)
+        gemms, gemm_flops = _conv_gemm_calls(nn_both)
         both = {"nnlite": nn_both, "gemm": gemms}
         scale_fb = {"loop": nl, "nnlite": n, "torch": n}
         if torch is not None:
@@ -230,6 +296,8 @@ def run_conv(cfg, torch, peak_flops):
             "fwd_bwd_ms": {k_: t.min * 1e3 for k_, t in cfb.timings.items()},
             "gemm_share": {"min": cfb.ratio("gemm", "nnlite", "min"),
                            "median": cfb.ratio("gemm", "nnlite", "median")},
+            "gemm_calls": len(_record_gemms(nn_both)),
+            "profile_ms": conv_profile(nn_both, target_s=max(0.1, 3 * cfg.target_s)),
             "fraction_of_peak": {"conv_fwd_bwd": conv_flops / t_conv.min / peak_flops,
                                  "its_gemms": conv_flops / cfb.timings["gemm"].min / peak_flops},
         }

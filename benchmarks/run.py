@@ -79,6 +79,19 @@ def render(results) -> str:
         out.append(_table(["shape", "loop ms/img", "nnlite ms/img", "torch ms/img", "loop/nn fwd",
                            "loop/nn bwd", "nn/torch fwd", "nn/torch bwd", "nn/torch f+b", "(med)",
                            "GEMM share", "of peak"], rows))
+        rows = []
+        for r in by["conv"]:
+            pr = r["extra"].get("profile_ms")
+            if pr:
+                tot = pr["total_ms"]
+                rows.append((r["case"], _fmt(tot, 1), r["extra"].get("gemm_calls", ""),
+                             *(f"{pr[k + '_ms'] / tot:.0%}" for k in ("GEMM", "patches", "dx scatter", "other")),
+                             f"{r['extra']['gemm_share']['min']:.0%}"))
+        if rows:
+            out.append("\nconv2d fwd+bwd: where the time goes (timers around nnlite's conv helpers, one "
+                       "uninterleaved run; other = bias, db GEMV, dW accumulation, dx zero fill, allocation, Python)")
+            out.append(_table(["shape", "fwd+bwd ms", "GEMM calls", "GEMM", "patches (pad+im2col)",
+                               "dx scatter", "other", "GEMM share (interleaved)"], rows))
     if "kernels" in by:
         rows = []
         for r in by["kernels"]:

@@ -1,7 +1,9 @@
 """The fast conv/pool/ReLU kernels equal the loop references of nnlite.functional.reference
 (float64, 1e-10), forward and backward, for random shapes, strides, pads and windows, for
 C-contiguous NCHW and channel-last inputs and gradients, and through every internal path
-(one patch slab or several, scratch buffer or not, dx GEMMs per offset, per kernel row or one for all offsets). Max-pool ties go to the FIRST maximum."""
+(one image per chunk, several or the whole batch; patches by one window copy or per kernel
+offset; bias in the GEMMs or added; dx GEMMs per offset or one for all offsets).
+Max-pool ties go to the FIRST maximum."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,8 +40,8 @@ def conv_cases(draw):
     n, c, co = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
     return dict(n=n, c=c, co=co, h=h, w=w, k=(kh, kw), s=(sh, sw), p=(ph, pw),
                 bias=draw(st.booleans()), x_last=draw(st.booleans()), d_last=draw(st.booleans()),
-                slab=draw(st.sampled_from([1, 64, 1 << 30])), per_row=draw(st.booleans()),
-                one_gemm_max=draw(st.sampled_from([0, 32, 1000])),
+                chunk=draw(st.sampled_from([1, 300, 1 << 30])), per_offset=draw(st.sampled_from([0, 6, 1000])),
+                bias_in_gemm=draw(st.booleans()), one_gemm_max=draw(st.sampled_from([0, 32, 1000])),
                 seed=draw(st.integers(0, 2 ** 16)))
 
 
@@ -51,11 +53,15 @@ def test_conv2d_equals_loop_reference(case):
     x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
     w = rng.standard_normal((case["co"], case["c"], kh, kw))
     b = rng.standard_normal(case["co"]) if case["bias"] else None
-    old = (conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES, conv_mod.DX_GEMM_PER_ROW,
-           conv_mod.DX_ONE_GEMM_MAX_COLS)
-    # slab=1: one kernel row per slab, all in the scratch buffer; 1 << 30: a single slab
-    conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES = case["slab"], min(case["slab"], old[1])
-    conv_mod.DX_GEMM_PER_ROW, conv_mod.DX_ONE_GEMM_MAX_COLS = case["per_row"], case["one_gemm_max"]
+    knobs = ("CHUNK_BYTES", "CHUNK_MIN_ROWS", "PATCH_PER_OFFSET_MAX_RUN", "BIAS_IN_GEMM",
+             "DX_ONE_GEMM_MAX_COLS")
+    old = {k: getattr(conv_mod, k) for k in knobs}
+    # chunk=1: one image per chunk (a last chunk smaller than the others when n = 3 and the
+    # minimum row count asks for 2 images); 1 << 30: the whole batch in one chunk
+    new = dict(zip(knobs, (case["chunk"], 2 * case["h"] * case["w"] if case["chunk"] == 1 else 0,
+                           case["per_offset"], case["bias_in_gemm"], case["one_gemm_max"])))
+    for k, v in new.items():
+        setattr(conv_mod, k, v)
     try:
         out, cache = F.conv2d_forward(layouts(x, case["x_last"]), w, b, case["s"], case["p"])
         rout, rcache = ref.conv2d_forward_naive(x, w, b, case["s"], case["p"])
@@ -63,9 +69,9 @@ def test_conv2d_equals_loop_reference(case):
         d = rng.standard_normal(out.shape)
         dx, dw, db = F.conv2d_backward(layouts(d, case["d_last"]), cache)
     finally:
-        (conv_mod.PATCH_SLAB_BYTES, conv_mod.SCRATCH_MIN_BYTES, conv_mod.DX_GEMM_PER_ROW,
-         conv_mod.DX_ONE_GEMM_MAX_COLS) = old
-        conv_mod.release_scratch()
+        for k, v in old.items():
+            setattr(conv_mod, k, v)
+        conv_mod.release_workspaces()
     rdx, rdw, rdb = ref.conv2d_backward_naive(d, rcache)
     assert close(dx, rdx) and close(dw, rdw)
     assert (db is None) == (b is None)

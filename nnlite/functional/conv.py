@@ -1,73 +1,104 @@
-"""2-D convolution (cross-correlation, as every framework) via im2col + GEMM.
+"""2-D convolution (cross-correlation, as every framework) via im2col + GEMM, batch-chunked.
 
 Public tensors are NCHW (shapes and indexing). Internally the kernels work channel-LAST:
 
-* forward pads the input into a contiguous (N, Hp, Wp, C) array ``xp`` and builds the patch
-  matrix ``cols`` (N*Ho*Wo, kh*kw*C) from a strided view of it (one contiguous copy; columns
-  ordered (i, j, c)). The convolution is the GEMM ``cols @ W_k`` with W_k (kh*kw*C, C_out),
-  whose result (N*Ho*Wo, C_out) IS the output in NHWC memory order. It is returned as an
-  (N, C_out, Ho, Wo) array: a transposed, non-copied view of that memory ("channel-last").
-  NumPy handles any strides, and the next conv, pool or ReLU reads that memory contiguously.
-  A big patch matrix is built and multiplied in slabs of whole kernel rows
-  (``PATCH_SLAB_BYTES``), the partial products added up, so no layer ever holds all of it.
-* backward: dW^T = cols^T @ dout_mat (patches rebuilt from the cached input); dx is built
-  with one small GEMM per kernel offset, ``dout_mat @ W[:, :, i, j]`` (N*Ho*Wo, C_in), added
-  into the matching strided slice of dx (kh*kw Python iterations, never a loop over pixels
-  or samples). Those slices are long contiguous runs in NHWC, which is why this beats
-  scattering one big (N*Ho*Wo, kh*kw*C) patch-gradient matrix (col2im), whose per-offset
-  slices are only C elements long.
+* **forward.** The batch is cut into chunks of ``m`` images (``_chunk_plan``: a chunk's patch
+  matrix holds about ``CHUNK_BYTES``, so it is built and multiplied while it is still in the
+  core's cache). Per chunk: the images are copied (zero padded, channel-last) into a reused
+  padded buffer, their patch matrix ``cols`` (m*Ho*Wo, kh*kw*C_in), columns ordered (i, j, c),
+  is copied from a strided window view of that buffer into a reused patch buffer, and ONE GEMM
+  ``cols @ W_k`` with W_k (kh*kw*C_in, C_out) writes its result straight into the chunk's rows
+  of the output (N*Ho*Wo, C_out), which IS the output in NHWC memory order. The bias rides in
+  that GEMM (``BIAS_IN_GEMM``: the patch workspace has a last column of ones and W_k a last
+  row b; else it is added to the rows while they are in cache). The output is returned as an (N, C_out, Ho, Wo)
+  array: a transposed, non-copied view of that memory ("channel-last"). NumPy handles any
+  strides, and the next conv, pool or ReLU reads that memory contiguously.
+* **backward**, per chunk of the same plan: the patches are rebuilt from the cached input
+  (cheaper than caching them: the patch matrix is kh*kw times bigger than the input);
+  dW^T += cols^T @ dout_chunk (kh*kw*C_in, C_out), whose extra row (the column of ones) is
+  db (without ``BIAS_IN_GEMM``: db += ones @ dout_chunk, a GEMV); dx with
+  one small GEMM per kernel offset, ``dout_chunk @ W[:, :, i, j]`` (m*Ho*Wo, C_in), added into
+  the matching strided slice of the chunk's rows of dx (kh*kw Python iterations per chunk,
+  never a loop over pixels). Those slices are long contiguous runs in NHWC, and the chunk of
+  dx they hit stays in cache across the kh*kw additions.
+* A 1x1 stride-1 unpadded conv of a channel-last input needs no patches: its patch matrix is
+  the input itself, and each product is one GEMM over the whole batch.
 
-Cache: ``(x_shape, ("x", x) or ("cols", cols), w, has_bias, stride, pad)``: the input itself
-(no copy; usually alive anyway as the previous layer's output), or for a 1x1 stride-1 conv
-the patch matrix, which is then a view of the input. Patches that are not cached are built
-in a reused per-thread scratch buffer when big (see ``_scratch_array``). The channel-first
-``im2col``/``col2im`` of the previous version are kept as public utilities.
+**Workspaces** (``_workspace``): the padded-image, patch and per-offset product buffers are
+module-level arrays reused between calls, keyed by (role, shape, dtype) (large fresh arrays
+cost page faults comparable to the copy itself). They only ever hold values inside one call:
+results (``out``, ``dx``, ``dw``, ``db``) are always fresh arrays and the cache holds only the
+caller's input, so workspace reuse never aliases results across calls or layers. They are
+chunk-sized (bounded by ``WORKSPACE_MAX_BYTES`` in total, or one image's patches if bigger);
+``release_workspaces()`` frees them. Not thread safe (one set per thread).
+
+Every matrix product of the kernels goes through ``_gemm`` (and only those), every patch
+build through ``_patches``, every dx addition through ``_scatter_add``: the benchmark wraps
+them to record the GEMM calls and to profile where the time goes.
+
+Cache: ``(x, w, has_bias, stride, pad)``, the input itself (no copy; usually alive anyway as
+the previous layer's output). The channel-first ``im2col``/``col2im`` of the first version are
+kept as public utilities.
 
 Output size: Ho = (H + 2*ph - kh) // sh + 1, Wo likewise.
 """
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-#: The patch matrix is built and multiplied in slabs of whole kernel rows of at most this many
-#: bytes each (at least one kernel row), so a big layer never holds its whole patch matrix.
-#: It is not cached: backward rebuilds it from the cached input (a copy is cheaper than the
-#: memory: caching even the first CIFAR layer's 14 MiB patch matrix raises the training
-#: step's peak by as much).
-PATCH_SLAB_BYTES = 16 << 20
+#: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
+#: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
+CHUNK_BYTES = 1 << 20
 
-#: slabs bigger than this go to the scratch buffer (and smaller ones too once it exists and is
-#: big enough): glibc serves allocations up to 32 MiB from its heap (reused memory, no page
-#: faults) and maps bigger ones fresh every time.
-SCRATCH_MIN_BYTES = 32 << 20
+#: ... but at least this many output rows per chunk (when the batch has them): GEMMs with
+#: fewer rows run below BLAS speed (a 5x5 32->64 14x14 layer has ~200 rows per image).
+CHUNK_MIN_ROWS = 1024
 
-#: dx: one GEMM per kernel row (True) or per kernel offset (False); see _conv_input_grad.
-DX_GEMM_PER_ROW = False
-#: dx: a single GEMM for all offsets when kh*kw*C_in is at most this (one input channel;
-#: measured: 10-20% faster for C_in = 1, slower for C_in = 3, whose adds run 3 floats long).
+#: dx: a single GEMM for all kernel offsets when kh*kw*C_in is at most this (first layers, one
+#: input channel): kh*kw tiny GEMMs with N = C_in = 1 would be mostly BLAS call overhead.
 DX_ONE_GEMM_MAX_COLS = 25
 
-_scratch = threading.local()
+#: Patch building: one copy per kernel offset (instead of one copy of the 6-D window view)
+#: when kw*C_in is at most this: the window view's contiguous runs are only kw*C_in long.
+PATCH_PER_OFFSET_MAX_RUN = 6
+
+#: The bias rides in the GEMMs: the patch workspace has an extra column of ones, W_k an extra
+#: row b, so the forward GEMM adds the bias and the dW GEMM's extra row is db.
+BIAS_IN_GEMM = True
+
+#: The workspaces are dropped (and re-created on demand) when they exceed this in total.
+WORKSPACE_MAX_BYTES = 64 << 20
+
+_ws = threading.local()
 
 
-def _scratch_array(shape, dtype):
-    """A reused per-thread scratch array (contents undefined). Big fresh arrays cost page
-    faults (the kernel zeroes every new page: ~2/3 of the time of an im2col copy here), so the
-    patch slabs that are not cached live in one buffer that only grows."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        _scratch.buf = None                     # drop the old one before allocating
-        buf = _scratch.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
+def _workspace(role, shape, dtype, init=None):
+    """A reused array of ``shape``/``dtype`` for ``role`` (contents kept between calls;
+    ``init(a)`` runs once when it is created, e.g. to zero a border or set a column of ones
+    that callers then never overwrite). Only ever used within one kernel call: never
+    returned, never cached."""
+    arrays = getattr(_ws, "arrays", None)
+    if arrays is None:
+        arrays = _ws.arrays = {}
+    key = (role, tuple(shape), np.dtype(dtype).str)
+    a = arrays.get(key)
+    if a is None:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if sum(v.nbytes for v in arrays.values()) + nbytes > WORKSPACE_MAX_BYTES:
+            arrays.clear()
+        a = arrays[key] = np.empty(shape, dtype)
+        if init is not None:
+            init(a)
+    return a
 
 
-def release_scratch():
-    """Free this thread's scratch buffer (it is re-created on the next big convolution)."""
-    _scratch.buf = None
+def release_workspaces():
+    """Free this thread's workspace buffers (they are re-created by the next convolution)."""
+    _ws.arrays = {}
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -83,6 +114,52 @@ def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)
 
 
+class Geometry(NamedTuple):
+    """Shapes of one convolution: input (n, c_in, h, w), weight (c_out, c_in, kh, kw),
+    stride (sh, sw), padding (ph, pw), output (ho, wo)."""
+    n: int
+    c_in: int
+    h: int
+    w: int
+    c_out: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    ho: int
+    wo: int
+
+    @property
+    def k(self):
+        """Patch length kh*kw*C_in (columns of the patch matrix, rows of W_k)."""
+        return self.kh * self.kw * self.c_in
+
+    def is_pointwise(self):
+        """1x1, stride 1, no padding: the patch matrix is the input itself."""
+        return self.kh == self.kw == self.sh == self.sw == 1 and self.ph == self.pw == 0
+
+
+def _geometry(x_shape, w_shape, stride, pad) -> Geometry:
+    n, c, h, wd = x_shape
+    c_out, c_in, kh, kw = w_shape
+    if c_in != c:
+        raise ValueError(f"input has {c} channels, weight expects {c_in}")
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    return Geometry(n, c, h, wd, c_out, kh, kw, sh, sw, ph, pw,
+                    conv_output_size(h, kh, sh, ph), conv_output_size(wd, kw, sw, pw))
+
+
+def _chunk_plan(g: Geometry, itemsize):
+    """(m, [(n0, n1), ...]): chunks of at most m images whose patch matrices hold about
+    ``CHUNK_BYTES``, or ``CHUNK_MIN_ROWS`` output rows if that is more (at least one image)."""
+    image_bytes = g.ho * g.wo * g.k * itemsize
+    m = max(CHUNK_BYTES // max(image_bytes, 1), -(-CHUNK_MIN_ROWS // (g.ho * g.wo)))
+    m = int(max(1, min(g.n, m)))
+    return m, [(n0, min(n0 + m, g.n)) for n0 in range(0, g.n, m)]
+
+
 # ----------------------------------------------------------------------------- layout helpers
 
 def is_nhwc(x) -> bool:
@@ -91,53 +168,57 @@ def is_nhwc(x) -> bool:
     return x.ndim == 4 and x.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
-def _pad_nhwc(x, ph, pw):
-    """x: (N, C, H, W) (any memory layout) -> contiguous (N, H + 2ph, W + 2pw, C), zero padded.
-
-    Without padding and with channel-last input this is a view (no copy)."""
-    xh = x.transpose(0, 2, 3, 1)
-    if ph == 0 and pw == 0:
-        return np.ascontiguousarray(xh)
-    n, h, w, c = xh.shape
-    xp = np.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    xp[:, :ph] = 0                          # zero only the border, then copy the interior once
-    xp[:, ph + h:] = 0
-    xp[:, ph:ph + h, :pw] = 0
-    xp[:, ph:ph + h, pw + w:] = 0
-    xp[:, ph:ph + h, pw:pw + w] = xh
-    return xp
+def _gemm(a, b, out):
+    """out = a @ b, one BLAS GEMM (a: (M, K), b: (K, N), out: (M, N), any of them a strided
+    view BLAS can take). The only matrix products of the conv kernels (see module docstring)."""
+    return np.matmul(a, b, out=out)
 
 
-def _row_slabs(kh, row_bytes):
-    """Split the kernel rows 0..kh-1 into slabs [(i0, i1), ...] whose patch matrices hold at
-    most ``PATCH_SLAB_BYTES`` each (at least one kernel row per slab)."""
-    rows = int(max(1, min(kh, PATCH_SLAB_BYTES // max(row_bytes, 1))))
-    return [(i0, min(i0 + rows, kh)) for i0 in range(0, kh, rows)]
+def _zero(a):
+    a[...] = 0
 
 
-def _patch_slab(xp, i0, i1, kw, sh, sw, ho, wo, scratch=False):
-    """Patch matrix of kernel rows i0..i1-1: padded (N, Hp, Wp, C) -> (N*Ho*Wo, (i1-i0)*kw*C),
-    columns ordered (i, j, c).
+def _ones(a):
+    a[...] = 1
 
-    One copy of a strided window view into a contiguous array (a fresh one, or with
-    ``scratch`` and a big slab the scratch buffer); a 1x1 stride-1 conv needs none (a view of
-    ``xp``)."""
-    n, _, _, c = xp.shape
-    rows = i1 - i0
-    if rows == 1 and kw == 1 and sh == sw == 1:
-        return xp[:, i0:i0 + ho, :wo].reshape(n * ho * wo, c)
-    s_n, s_h, s_w, s_c = xp.strides
-    win = as_strided(xp[:, i0:], shape=(n, ho, wo, rows, kw, c),
-                     strides=(s_n, s_h * sh, s_w * sw, s_h, s_w, s_c), writeable=False)
-    shape = (n, ho, wo, rows, kw, c)
-    nbytes = n * ho * wo * rows * kw * c * xp.itemsize
-    held = getattr(_scratch, "buf", None)
-    if scratch and (nbytes > SCRATCH_MIN_BYTES or (held is not None and held.nbytes >= nbytes)):
-        cols = _scratch_array(shape, xp.dtype)
+
+def _last_column_ones(a):
+    a[:, -1] = 1
+
+
+def _patches(x, n0, n1, g: Geometry, m, ones=False):
+    """Patch matrix of images n0..n1-1 of ``x`` (N, C, H, W, any memory layout):
+    (k*Ho*Wo, kh*kw*C) with k = n1 - n0, rows (image, y, x), columns (i, j, c), and with
+    ``ones`` a last column of ones (k*Ho*Wo, kh*kw*C + 1). Lives in a workspace (valid until
+    the next ``_patches`` call); ``m`` is the plan's chunk size.
+
+    The images are copied zero padded and channel-last into a workspace whose border is
+    zero since its creation (only its interior is ever written), then one copy of a strided
+    window view of it fills the patch workspace (or one copy per kernel offset when the
+    window view's contiguous runs, kw*C, are short)."""
+    k = n1 - n0
+    xh = x.transpose(0, 2, 3, 1)[n0:n1]                                      # (k, H, W, C)
+    if g.ph or g.pw:
+        xp = _workspace(("padded", g.ph, g.pw), (m, g.h + 2 * g.ph, g.w + 2 * g.pw, g.c_in),
+                        x.dtype, init=_zero)[:k]
+        xp[:, g.ph:g.ph + g.h, g.pw:g.pw + g.w] = xh
     else:
-        cols = np.empty(shape, dtype=xp.dtype)
-    np.copyto(cols, win)
-    return cols.reshape(n * ho * wo, rows * kw * c)
+        xp = xh
+    rows = k * g.ho * g.wo
+    mat = _workspace("patches+1" if ones else "patches", (m * g.ho * g.wo, g.k + ones), x.dtype,
+                     init=_last_column_ones if ones else None)[:rows]
+    cols = mat[:, :g.k].reshape((k, g.ho, g.wo, g.kh, g.kw, g.c_in), copy=False)
+    if g.kw * g.c_in <= PATCH_PER_OFFSET_MAX_RUN:
+        ys, xs = g.sh * (g.ho - 1) + 1, g.sw * (g.wo - 1) + 1
+        for i in range(g.kh):
+            for j in range(g.kw):
+                cols[:, :, :, i, j] = xp[:, i:i + ys:g.sh, j:j + xs:g.sw]
+    else:
+        s_n, s_h, s_w, s_c = xp.strides
+        win = as_strided(xp, shape=cols.shape, writeable=False,
+                         strides=(s_n, s_h * g.sh, s_w * g.sw, s_h, s_w, s_c))
+        np.copyto(cols, win)
+    return mat
 
 
 def _offset_range(i, pad, stride, size, out_size):
@@ -148,6 +229,16 @@ def _offset_range(i, pad, stride, size, out_size):
     return y0, y1, y0 * stride + i - pad
 
 
+def _scatter_add(dx, t4, row_range, col_range, sh, sw):
+    """dx[:, r0::sh, c0::sw] += t4[:, y0:y1, x0:x1] for one kernel offset.
+
+    dx: (k, H, W, C_in) chunk of the input gradient; t4: (k, Ho, Wo, C_in) that offset's
+    product; the ranges from ``_offset_range``."""
+    (y0, y1, r0), (x0, x1, c0) = row_range, col_range
+    dst = dx[:, r0:r0 + sh * (y1 - y0 - 1) + 1:sh, c0:c0 + sw * (x1 - x0 - 1) + 1:sw]
+    dst += t4[:, y0:y1, x0:x1]
+
+
 # ----------------------------------------------------------------------------- kernels
 
 def conv2d_forward(x, w, b=None, stride=1, pad=0):
@@ -155,155 +246,152 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
 
     x: (N, C_in, H, W); w: (C_out, C_in, kh, kw); b: (C_out,) or None;
     stride, pad: int or (h, w) pair (zero padding)  ->  out: (N, C_out, Ho, Wo), cache.
-    ``out`` is stored channel-last (see the module docstring); index it as NCHW.
+    ``out`` is a fresh array stored channel-last (see the module docstring); index it as NCHW.
     """
-    sh, sw = _pair(stride)
-    ph, pw = _pair(pad)
-    n, c, h, wd = x.shape
-    c_out, c_in, kh, kw = w.shape
-    if c_in != c:
-        raise ValueError(f"input has {c} channels, weight expects {c_in}")
-    ho = conv_output_size(h, kh, sh, ph)
-    wo = conv_output_size(wd, kw, sw, pw)
-    p = n * ho * wo
-    xp = _pad_nhwc(x, ph, pw)
-    w_k = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)      # rows (i, j, c)
-    slabs = _row_slabs(kh, p * kw * c * x.itemsize)
-    out = tmp = cols = None
-    for i0, i1 in slabs:                                             # usually one slab
-        cols = _patch_slab(xp, i0, i1, kw, sh, sw, ho, wo, scratch=True)
-        w_slab = w_k[i0 * kw * c:i1 * kw * c]
-        if out is None:
-            out = cols @ w_slab                                      # the GEMM
-        else:
-            if tmp is None:
-                tmp = np.empty_like(out)
-            out += np.matmul(cols, w_slab, out=tmp)
-    del tmp
-    if b is not None:
-        out += b
-    out = out.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
-    # Keep only the input (usually alive anyway as the previous layer's output) and rebuild
-    # the patches in backward: the patch matrix is kh*kw times bigger than the input, and
-    # rebuilding it is one cheap copy. A 1x1 stride-1 conv's patch matrix is a view: keep it.
-    saved = ("cols", cols) if len(slabs) == 1 and np.shares_memory(cols, xp) else ("x", x)
-    return out, (x.shape, saved, w, b is not None, (sh, sw), (ph, pw))
+    g = _geometry(x.shape, w.shape, stride, pad)
+    w_k = w.transpose(2, 3, 1, 0).reshape(g.k, g.c_out)                 # rows (i, j, c)
+    out = np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)           # NHWC
+    xh = x.transpose(0, 2, 3, 1)
+    if g.is_pointwise() and xh.flags.c_contiguous:
+        _gemm(xh.reshape(-1, g.c_in), w_k, out.reshape(-1, g.c_out))
+        if b is not None:
+            out += b
+    else:
+        m, chunks = _chunk_plan(g, x.itemsize)
+        ones = b is not None and BIAS_IN_GEMM
+        if ones:
+            w_k = np.concatenate([w_k, b[None, :]])                       # (k + 1, C_out)
+        for n0, n1 in chunks:
+            rows = out[n0:n1].reshape(-1, g.c_out)
+            _gemm(_patches(x, n0, n1, g, m, ones), w_k, rows)
+            if b is not None and not ones:
+                rows += b                                  # while the rows are in cache
+    cache = (x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw))
+    return out.transpose(0, 3, 1, 2), cache
 
 
 def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad: bool = True):
     """Gradients of conv2d_forward.
 
     dout: (N, C_out, Ho, Wo) -> dx: (N, C_in, H, W), dw: (C_out, C_in, kh, kw), db: (C_out,).
-    dW^T = cols^T @ dout_mat;  dx[.., y*s+i-p, x*s+j-p] += (dout_mat @ W[:, :, i, j]) per offset;
-    db = sum dout. Pass ``need_input_grad=False`` (first layer) or ``need_weight_grad=False``
-    (frozen layer) to skip that part; the skipped result is returned as None.
-    ``dx`` is stored channel-last, like the forward output.
+    Per chunk of images: dW^T += cols^T @ dout_rows; db += ones @ dout_rows;
+    dx[.., y*s+i-p, x*s+j-p] += dout_rows @ W[:, :, i, j] per kernel offset.
+    Pass ``need_input_grad=False`` (first layer) or ``need_weight_grad=False`` (frozen layer)
+    to skip that part; the skipped result is returned as None. ``dx`` is a fresh array stored
+    channel-last, like the forward output.
     """
-    x_shape, (kind, saved), w, has_bias, (sh, sw), (ph, pw) = cache
-    n, c_in, h, wd = x_shape
-    c_out, _, kh, kw = w.shape
-    ho, wo = dout.shape[2:]
-    p = n * ho * wo
-    dmat = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(p, c_out)
-    dw = db = dx = None
+    x, w, has_bias, stride, pad = cache
+    g = _geometry(x.shape, w.shape, stride, pad)
+    dt = dout.dtype
+    dh = dout.transpose(0, 2, 3, 1)                                     # (N, Ho, Wo, C_out)
+    xh = x.transpose(0, 2, 3, 1)
+    dx = np.empty((g.n, g.h, g.w, g.c_in), dtype=dt) if need_input_grad else None
+    dw_t = np.empty((g.k, g.c_out), dtype=dt) if need_weight_grad else None
+    db = np.zeros(g.c_out, dtype=dt) if need_weight_grad and has_bias else None
+    if g.is_pointwise() and xh.flags.c_contiguous and dh.flags.c_contiguous:
+        dmat = dh.reshape(-1, g.c_out)
+        if need_weight_grad:
+            _gemm(xh.reshape(-1, g.c_in).T, dmat, dw_t)
+            if db is not None:
+                np.matmul(np.ones(dmat.shape[0], dt), dmat, out=db)             # GEMV
+        if need_input_grad:
+            _gemm(dmat, w[:, :, 0, 0], dx.reshape(-1, g.c_in))
+    else:
+        m, chunks = _chunk_plan(g, dt.itemsize)
+        w_t = _input_grad_weights(w, g)
+        ones = db is not None and BIAS_IN_GEMM
+        if ones:                                     # the dW GEMM's extra last row is db
+            dw_t = np.empty((g.k + 1, g.c_out), dtype=dt)
+        for n0, n1 in chunks:
+            drows = _dout_rows(dh, n0, n1, g, m)
+            if need_weight_grad:
+                _weight_grad_chunk(x, drows, n0, n1, g, m, dw_t, None if ones else db)
+            if need_input_grad:
+                _input_grad_chunk(drows, w_t, dx[n0:n1], g, m)
+        if ones:
+            db[...] = dw_t[g.k]
+            dw_t = dw_t[:g.k]
+    dw = None
     if need_weight_grad:
-        # dW^T = cols^T @ dout_mat, (kh*kw*C_in, C_out). Not dout_mat^T @ cols: OpenBLAS
-        # threads that (small M, small N, huge K) product badly, seconds when the machine is busy.
-        if kind == "cols":
-            dw_t = saved.T @ dmat
-        else:
-            xp = _pad_nhwc(saved, ph, pw)
-            dw_t = np.empty((kh * kw * c_in, c_out), dtype=dmat.dtype)
-            for i0, i1 in _row_slabs(kh, p * kw * c_in * dmat.itemsize):
-                cols = _patch_slab(xp, i0, i1, kw, sh, sw, ho, wo, scratch=True)
-                np.matmul(cols.T, dmat, out=dw_t[i0 * kw * c_in:i1 * kw * c_in])
-                cols = None
-            xp = None
-        dw = np.ascontiguousarray(dw_t.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1))
-        if has_bias:
-            db = dmat.sum(axis=0)
-    if need_input_grad:
-        dx = _conv_input_grad(dmat, w, n, h, wd, ho, wo, sh, sw, ph, pw)
+        dw = np.ascontiguousarray(dw_t.reshape(g.kh, g.kw, g.c_in, g.c_out).transpose(3, 2, 0, 1))
+    if dx is not None:
+        dx = dx.transpose(0, 3, 1, 2)
     return dx, dw, db
 
 
-def _conv_input_grad(dmat, w, n, h, wd, ho, wo, sh, sw, ph, pw):
-    """dx (N, C_in, H, W), channel-last, from dmat (N*Ho*Wo, C_out).
+def _dout_rows(dh, n0, n1, g: Geometry, m):
+    """Rows of images n0..n1-1 of the output gradient dh (N, Ho, Wo, C_out view): a view when
+    dh is C-contiguous (channel-last dout), else a copy into a workspace.
+    -> (k*Ho*Wo, C_out)."""
+    d = dh[n0:n1]
+    if not d.flags.c_contiguous:
+        buf = _workspace("dout", (m, g.ho, g.wo, g.c_out), dh.dtype)[:n1 - n0]
+        np.copyto(buf, d)
+        d = buf
+    return d.reshape(-1, g.c_out)
 
-    One GEMM per kernel offset (i, j), ``dmat @ W[:, :, i, j]`` (N*Ho*Wo, C_in), added into
-    the strided slice of dx that offset reaches; with ``DX_GEMM_PER_ROW`` one GEMM per kernel
-    row i for all its offsets at once (fewer, bigger BLAS calls; shorter add runs); with few
-    input channels (kh*kw*C_in <= ``DX_ONE_GEMM_MAX_COLS``) one GEMM for all offsets."""
-    c_out, c_in, kh, kw = w.shape
-    p = n * ho * wo
-    w_t = np.ascontiguousarray(w.transpose(2, 0, 3, 1))            # (kh, C_out, kw, C_in)
-    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and ho == h and wo == wd:
-        return (dmat @ w_t[0, :, 0]).reshape(n, h, wd, c_in).transpose(0, 3, 1, 2)
-    rows = [_offset_range(i, ph, sh, h, ho) for i in range(kh)]
-    cols = [_offset_range(j, pw, sw, wd, wo) for j in range(kw)]
-    rows_ok = [i for i in range(kh) if rows[i][1] > rows[i][0]]
-    cols_ok = [j for j in range(kw) if cols[j][1] > cols[j][0]]
-    # An offset that maps the output grid onto the whole input (stride 1, "same" size) is
-    # assigned instead of added, so dx needs no zero fill; windows that never overlap
-    # (stride >= kernel) are assigned into zeros.
-    full = None
-    if sh == sw == 1:
-        for i in rows_ok:
-            for j in cols_ok:
-                if rows[i][2] == 0 and cols[j][2] == 0 and rows[i][1] - rows[i][0] == h \
-                        and cols[j][1] - cols[j][0] == wd:
-                    full = full or (i, j)
-    if kh * kw * c_in <= DX_ONE_GEMM_MAX_COLS:
-        # few input channels (a first layer): one GEMM for every offset, (N*Ho*Wo, kh*kw*C_in);
-        # kh*kw tiny GEMMs (N = C_in = 1 or 3) would be mostly BLAS call overhead
-        tmp = dmat @ w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)
-        t6 = tmp.reshape(n, ho, wo, kh, kw, c_in)
-        dx = (np.empty if full is not None else np.zeros)((n, h, wd, c_in), dtype=dmat.dtype)
-        order = ([full] if full is not None else []) + [(i, j) for i in rows_ok for j in cols_ok
-                                                         if (i, j) != full]
-        for i, j in order:
-            _put(dx, t6[:, :, :, i, j], rows[i], cols[j], sh, sw, (i, j) == full or sh >= kh and sw >= kw)
-        return dx.transpose(0, 3, 1, 2)
-    per_row = DX_GEMM_PER_ROW and len(cols_ok) > 1
-    group = len(cols_ok) if per_row else 1
-    held = getattr(_scratch, "buf", None)          # idle now: reuse it for the GEMM results
-    if held is not None and held.nbytes >= p * group * c_in * dmat.itemsize:
-        tmp = _scratch_array((p, group * c_in), dmat.dtype)
+
+def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db):
+    """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned for the first chunk, n0 == 0).
+
+    dw_t: (kh*kw*C_in, C_out), or (kh*kw*C_in + 1, C_out) when the patches carry the column
+    of ones (``BIAS_IN_GEMM``: the last row collects db); else db (C_out,) += ones @ drows
+    (a GEMV) when db is given."""
+    cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
+    if n0 == 0:
+        _gemm(cols.T, drows, dw_t)
     else:
-        tmp = np.empty((p, group * c_in), dtype=dmat.dtype)
-    t5 = tmp.reshape(n, ho, wo, group, c_in)
-    dx = (np.empty if full is not None else np.zeros)((n, h, wd, c_in), dtype=dmat.dtype)
-    assign = sh >= kh and sw >= kw
-    # the full offset first (it initializes dx), then every other one
-    order = ([full] if full is not None else []) + [(i, j) for i in rows_ok for j in cols_ok
-                                                     if (i, j) != full]
-    if per_row:
-        order = sorted(order, key=lambda ij: (ij != full, ij[0] != (full or ij)[0], ij))
-        done_row = None
-        for i, j in order:
-            if i != done_row:
-                j0, j1 = cols_ok[0], cols_ok[-1] + 1
-                np.matmul(dmat, w_t[i, :, j0:j1].reshape(c_out, (j1 - j0) * c_in), out=tmp)
-                done_row = i
-            _put(dx, t5[:, :, :, j - cols_ok[0]], rows[i], cols[j], sh, sw, (i, j) == full or assign)
-        return dx.transpose(0, 3, 1, 2)
-    for i, j in order:
-        if (i, j) == full and (rows[i][0], rows[i][1], cols[j][0], cols[j][1]) == (0, ho, 0, wo):
-            np.matmul(dmat, w_t[i, :, j], out=dx.reshape(n * h * wd, c_in))   # grids coincide
-            continue
-        np.matmul(dmat, w_t[i, :, j], out=tmp)
-        _put(dx, t5[:, :, :, 0], rows[i], cols[j], sh, sw, (i, j) == full or assign)
-    return dx.transpose(0, 3, 1, 2)
+        part = _workspace("dw", dw_t.shape, dw_t.dtype)
+        _gemm(cols.T, drows, part)
+        dw_t += part
+    if db is not None:
+        ones = _workspace("ones", (m * g.ho * g.wo,), drows.dtype, init=_ones)
+        db += np.matmul(ones[:drows.shape[0]], drows)                       # GEMV
 
 
-def _put(dx, t4, row_range, col_range, sh, sw, assign):
-    """dx[:, r0::sh, c0::sw] (+)= t4[:, y0:y1, x0:x1] for one kernel offset."""
-    (y0, y1, r0), (x0, x1, c0) = row_range, col_range
-    dst = dx[:, r0:r0 + sh * (y1 - y0 - 1) + 1:sh, c0:c0 + sw * (x1 - x0 - 1) + 1:sw]
-    if assign:
-        dst[...] = t4[:, y0:y1, x0:x1]
+def _input_grad_weights(w, g: Geometry):
+    """W as dx needs it: (C_out, kh*kw*C_in), columns (i, j, c), when one GEMM serves every
+    offset (``DX_ONE_GEMM_MAX_COLS``); else (kh, C_out, kw, C_in), so that ``[i, :, j]`` is
+    W[:, :, i, j] as a (C_out, C_in) matrix."""
+    if g.k <= DX_ONE_GEMM_MAX_COLS:
+        return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(g.c_out, g.k)
+    return np.ascontiguousarray(w.transpose(2, 0, 3, 1))
+
+
+def _input_grad_chunk(drows, w_t, dxc, g: Geometry, m):
+    """dxc (k, H, W, C_in), the chunk's part of dx, from drows (k*Ho*Wo, C_out).
+
+    One GEMM per kernel offset (i, j), ``drows @ W[:, :, i, j]`` (k*Ho*Wo, C_in), added into the
+    strided slice of dxc that offset reaches; when that offset maps the output grid exactly
+    onto the input grid (stride 1, "same" size, e.g. the centre of a padded 3x3) its GEMM
+    writes dxc directly and no zero fill is needed. With few input channels
+    (``DX_ONE_GEMM_MAX_COLS``) one GEMM for all offsets, (k*Ho*Wo, kh*kw*C_in)."""
+    k = dxc.shape[0]
+    rows = [_offset_range(i, g.ph, g.sh, g.h, g.ho) for i in range(g.kh)]
+    cols = [_offset_range(j, g.pw, g.sw, g.w, g.wo) for j in range(g.kw)]
+    offsets = [(i, j) for i in range(g.kh) if rows[i][1] > rows[i][0]
+               for j in range(g.kw) if cols[j][1] > cols[j][0]]
+    if g.k <= DX_ONE_GEMM_MAX_COLS:
+        prod = _workspace("dx_all", (m * g.ho * g.wo, g.k), drows.dtype)[:drows.shape[0]]
+        _gemm(drows, w_t, prod)
+        t6 = prod.reshape(k, g.ho, g.wo, g.kh, g.kw, g.c_in)
+        dxc[...] = 0
+        for i, j in offsets:
+            _scatter_add(dxc, t6[:, :, :, i, j], rows[i], cols[j], g.sh, g.sw)
+        return
+    whole = (0, g.ho, 0)
+    direct = next(((i, j) for i, j in offsets if g.ho == g.h and g.wo == g.w
+                   and rows[i] == whole and cols[j] == (0, g.wo, 0)), None)
+    if direct is not None:
+        _gemm(drows, w_t[direct[0], :, direct[1]], dxc.reshape(-1, g.c_in))
     else:
-        dst += t4[:, y0:y1, x0:x1]
+        dxc[...] = 0
+    prod = _workspace("dx_offset", (m * g.ho * g.wo, g.c_in), drows.dtype)[:drows.shape[0]]
+    t4 = prod.reshape(k, g.ho, g.wo, g.c_in)
+    for i, j in offsets:
+        if (i, j) != direct:
+            _gemm(drows, w_t[i, :, j], prod)
+            _scatter_add(dxc, t4, rows[i], cols[j], g.sh, g.sw)
 
 
 # ----------------------------------------------------------------------------- utilities
