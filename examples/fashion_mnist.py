@@ -26,14 +26,18 @@ from nnlite import metrics  # noqa: E402
 from nnlite.data import load_fashion_mnist  # noqa: E402
 from nnlite.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
-from nnlite.optim import Adam, StepLR  # noqa: E402
+from nnlite.optim import Adam, WarmupCosine  # noqa: E402
 from nnlite.train import EarlyStopping, Trainer  # noqa: E402
 
 
-def build_cnn(mean: float, std: float, rng, batch_norm: bool = False, dropout: float = 0.5):
-    """conv(1->32)-ReLU-pool-conv(32->64)-ReLU-pool-dense(3136->128)-ReLU-dropout-dense(128->10).
+EPOCHS = 15   # the default full run (see README: measured accuracy and wall time)
 
-    Takes images in [0, 1]; standardization is the first layer (Normalize).
+
+def build_cnn(mean: float, std: float, rng, batch_norm: bool = True, dropout: float = 0.5):
+    """conv(1->32)-[BN]-ReLU-pool-conv(32->64)-[BN]-ReLU-pool-dense(3136->128)-ReLU-dropout-dense(128->10).
+
+    Takes images in [0, 1]; standardization is the first layer (Normalize). Batch norm after
+    each conv (default) lets Adam run at a higher learning rate and converges in fewer epochs.
     """
     def block(c_in, c_out):
         layers = [nn.Conv2d(c_in, c_out, 3, padding=1, rng=rng)]
@@ -50,10 +54,11 @@ def build_cnn(mean: float, std: float, rng, batch_norm: bool = False, dropout: f
 
 def main(argv=None):
     p = base_parser(__doc__ or "Fashion-MNIST CNN", "fashion_mnist")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-norm", action="store_true", help="add batch norm after each conv")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam's peak learning rate")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
+                   help="the report's plain CNN, without batch norm after the convs")
     p.add_argument("--augment", action="store_true",
                    help="random horizontal flip + random crop with 2-pixel padding on training batches")
     p.add_argument("--data", default=None, help="folder with the Fashion-MNIST idx files (optional)")
@@ -74,11 +79,15 @@ def main(argv=None):
         model = build_cnn(float(ds.x_train.mean()), float(ds.x_train.std()), rng, args.batch_norm)
         summary_text = nn.summary(model, (1, 28, 28))
 
-        # %% Training: Adam, step decay, 10% stratified validation split, early stopping
+        # %% Training: Adam with a linear warm-up then cosine decay of the learning rate (per
+        # step), 10% stratified validation split, early stopping on the validation loss
         optimizer = Adam(model.parameters(), lr=args.lr)
         augment = Compose([RandomHorizontalFlip(0.5), RandomCrop(28, padding=2)]) if args.augment else None
+        n_fit = ds.x_train.shape[0] - round(0.1 * ds.x_train.shape[0])
+        steps = -(-n_fit // args.batch_size) * max(epochs, 1)
         trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer,
-                          schedule=StepLR(optimizer, step_size=4, gamma=0.5),
+                          schedule=WarmupCosine(optimizer, warmup_steps=max(1, steps // 30), total_steps=steps),
+                          schedule_interval="step",
                           callbacks=[EarlyStopping("val_loss", patience=4, restore_best_weights=True)],
                           batch_size=args.batch_size, rng=rng, transform=augment)
         with Timer() as t_train:
@@ -127,8 +136,9 @@ Data: {ds.source}
 ```
 
 ## Training and validation curves
-Adam (lr {args.lr}, halved every 4 epochs), batch {args.batch_size}, 10% stratified validation split,
-early stopping on validation loss (patience 4, best weights restored).
+Adam (peak lr {args.lr}: linear warm-up over the first 1/30 of the steps, then cosine decay to 0
+at the last step), batch {args.batch_size}, 10% stratified validation split, early stopping on
+validation loss (patience 4, best weights restored){', batch norm after each conv' if args.batch_norm else ''}.
 {len(history['loss'])} epochs in {t_train.seconds:.0f} s.
 
 ![history](history.png)

@@ -1,0 +1,74 @@
+"""The main example (README Quickstart command 1) runs end to end and writes what it promises.
+
+Runs ``examples/fashion_mnist.py --quick`` in a subprocess. Isolated like a fresh offline
+machine (no $NNLITE_DATA, an empty cache, no system-wide copy) it must fall back to the subset
+bundled with nnlite and say so.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, env_extra=None, timeout=180):
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env["MPLBACKEND"] = "Agg"
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(EXAMPLE), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_quick_run_writes_metrics_figures_and_report(tmp_path):
+    out = tmp_path / "fm"
+    p = run("--quick", "--out", out, "--seed", "1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "classification_report", "confusion_matrix", "epochs_run",
+                "wall_time_s", "seed", "data", "history", "batch_norm"):
+        assert key in m, key
+    assert m["seed"] == 1 and m["quick"] is True and m["epochs_run"] == 1 and m["batch_norm"] is True
+    cm = np.array(m["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == m["n_test"]
+    assert m["test_accuracy"] == np.trace(cm) / cm.sum()
+    assert m["test_accuracy"] > 0.5, "one epoch on 2,000 images should beat chance by far"
+    assert set(m["classification_report"]) >= {"per_class", "macro avg", "weighted avg"} or \
+        "macro" in json.dumps(m["classification_report"])
+    report = (out / "report.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert set(shown) == {"history.png", "confusion_matrix.png", "misclassified.png"}
+    for name in shown:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    assert f"{100 * m['test_accuracy']:.2f}%" in report
+    assert "data:" in p.stdout
+
+
+OFFLINE = """
+import dataclasses, runpy, sys
+import nnlite.data.locate as L
+# a fresh offline machine: no system-wide Fashion-MNIST either
+L.DATASETS["fashion_mnist"] = dataclasses.replace(L.DATASETS["fashion_mnist"], system_dirs=())
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_offline_fallback_to_the_bundled_subset(tmp_path):
+    """No $NNLITE_DATA, an empty cache, no system copy, no network: the bundled subset, said so."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg",
+               NNLITE_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path))
+    env.pop("NNLITE_DATA", None)
+    out = tmp_path / "fm"
+    p = subprocess.run([sys.executable, "-c", OFFLINE, str(EXAMPLE), "--quick", "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert "bundled" in m["data"].lower() and "bundled" in p.stdout.lower()
+    assert m["test_accuracy"] > 0.5
