@@ -64,6 +64,16 @@ def check_labels(y, n: int, num_classes: int, name: str = "y") -> np.ndarray:
     return y
 
 
+def check_int(v, name: str, minimum: int = 1) -> int:
+    """An integer ``v >= minimum`` (bool refused) as a Python int: TypeError for a non-int,
+    ValueError below ``minimum``; messages name ``name``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
 def pair(v, name: str) -> tuple:
     """Turn an int or a 2-tuple into a 2-tuple of non-negative ints."""
     if isinstance(v, numbers.Integral):

@@ -36,6 +36,7 @@ from ._checks import as_generator
 
 DEFAULT_H = 1e-6
 DEFAULT_TOL = 1e-6
+_SKIPPED = ("frozen", "not computed")   # row notes of tensors listed but not checked
 
 
 def relative_error(analytic, numeric) -> float:
@@ -93,8 +94,14 @@ class GradcheckRow:
     note: str = ""
 
     @property
+    def skipped(self) -> bool:
+        """Listed but not checked: a frozen parameter, or an input gradient the module does
+        not compute (``needs_input_grad=False``)."""
+        return self.note in _SKIPPED
+
+    @property
     def ok(self) -> bool:
-        return self.note == "frozen" or self.max_rel_error <= self.tol
+        return self.skipped or self.max_rel_error <= self.tol
 
 
 @dataclass
@@ -109,12 +116,12 @@ class GradcheckReport:
 
     @property
     def max_error(self) -> float:
-        return max((r.max_rel_error for r in self.rows if r.note != "frozen"), default=0.0)
+        return max((r.max_rel_error for r in self.rows if not r.skipped), default=0.0)
 
     def __str__(self) -> str:
         head = ("tensor", "shape", "checked", "max rel err", "status")
         body = [(r.name, str(r.shape), f"{r.checked}/{r.total}",
-                 "-" if r.note == "frozen" else f"{r.max_rel_error:.2e}",
+                 "-" if r.skipped else f"{r.max_rel_error:.2e}",
                  r.note or ("ok" if r.ok else f"FAIL (tol {r.tol:.0e})")) for r in self.rows]
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
         fmt = "  ".join("{:<%d}" % w for w in widths)
@@ -164,7 +171,9 @@ def check_module(module, x, mode: str = "train", loss=None, target=None, max_coo
     place; it must then already be float64). Random layers (those with a Generator ``rng``)
     are replayed so every forward pass sees the same draws. The scalar is
     ``loss.forward(out, target)`` if a loss object is given, else sum(out * R), R ~ N(0, 1).
-    Frozen parameters are listed as "frozen" and not checked. Returns a ``GradcheckReport``.
+    Frozen parameters are listed as "frozen" and not checked; so is the input, as "not
+    computed", when ``backward`` returns None (a first layer with ``needs_input_grad=False``).
+    Returns a ``GradcheckReport``.
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -194,8 +203,8 @@ def check_module(module, x, mode: str = "train", loss=None, target=None, max_coo
     _, dout = scalar_and_grad(out)
     dx = m.backward(dout.copy())
     params = list(m.named_parameters())
-    analytic = {"input": dx.copy()}
-    tensors = {"input": x}
+    analytic = {} if dx is None else {"input": dx.copy()}
+    tensors = {} if dx is None else {"input": x}
     for name, p in params:
         if p.trainable:
             analytic[name] = p.grad.copy()
@@ -206,6 +215,8 @@ def check_module(module, x, mode: str = "train", loss=None, target=None, max_coo
 
     report = check_gradients(f, tensors, analytic, max_coords, rng, h, tol,
                              title=f"gradient check: {type(module).__name__} ({mode} mode)")
+    if dx is None:
+        report.rows.insert(0, GradcheckRow("input", x.shape, 0, x.size, 0.0, tol, note="not computed"))
     for name, p in params:
         if not p.trainable:
             report.rows.append(GradcheckRow(name, p.shape, 0, p.size, 0.0, tol, note="frozen"))

@@ -16,10 +16,11 @@ Nothing here imports matplotlib; plotting lives in :mod:`nnlite.viz`.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ._checks import check_int
 
 __all__ = [
     "accuracy",
@@ -81,14 +82,6 @@ def _check_below(y: np.ndarray, num_classes: int, name: str) -> None:
     if y.size and y.max() >= num_classes:
         raise ValueError(f"{name} holds label {int(y.max())}, outside the valid range "
                          f"[0, {num_classes - 1}] for {num_classes} classes")
-
-
-def _check_positive_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
 
 
 def _as_confusion(cm, name: str = "cm") -> np.ndarray:
@@ -200,7 +193,7 @@ def top_k_accuracy(y_true, scores, k: int) -> float:
     s = _as_scores(scores, "scores")
     _check_same_length(y_true, s, "y_true", "scores")
     n, c = s.shape
-    k = _check_positive_int(k, "k")
+    k = check_int(k, "k")
     if k > c:
         raise ValueError(f"k must be at most the number of classes C={c}, got k={k}")
     _check_nonempty(n, "top_k_accuracy")
@@ -237,7 +230,7 @@ def confusion_matrix(y_true, y_pred, num_classes: Optional[int] = None) -> np.nd
         _check_nonempty(y_true.shape[0], "confusion_matrix without num_classes")
         c = int(max(y_true.max(), y_pred.max())) + 1
     else:
-        c = _check_positive_int(num_classes, "num_classes")
+        c = check_int(num_classes, "num_classes")
         _check_below(y_true, c, "y_true")
         _check_below(y_pred, c, "y_pred")
     flat = np.bincount(y_true * c + y_pred, minlength=c * c)
@@ -370,7 +363,7 @@ class ClassificationReport:
 
         ``digits`` is the number of decimals shown for the ratios (>= 0).
         """
-        digits = _check_positive_int(digits, "digits", minimum=0)
+        digits = check_int(digits, "digits", minimum=0)
         rows, summary = self._rows(digits)
         header = ("precision", "recall", "f1-score", "support")
         name_w = max(len(r[0]) for r in rows + summary)
@@ -387,7 +380,7 @@ class ClassificationReport:
 
     def to_markdown(self, digits: int = 2) -> str:
         """The same table as :meth:`table` in Markdown (for ``report.md`` files)."""
-        digits = _check_positive_int(digits, "digits", minimum=0)
+        digits = check_int(digits, "digits", minimum=0)
         rows, summary = self._rows(digits)
 
         def esc(s):

@@ -237,6 +237,33 @@ def test_input_gradient_matches_numerical_gradient_bn_eval():
     check_gradients(f_smooth, {"x": x}, {"x": gl}, max_coords=60, rng=2).assert_ok()
 
 
+def mlp_skipping_dx(flag):
+    """Flatten-Linear-Tanh-Linear (float64) whose first Linear has needs_input_grad=flag."""
+    r = np.random.default_rng(5)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(16, 8, rng=r, dtype=np.float64), nn.Tanh(),
+                      nn.Linear(8, 3, rng=r, dtype=np.float64))
+    m[1].needs_input_grad = flag
+    return m
+
+
+def test_attacks_on_mlp_whose_first_linear_skips_dx():
+    rng = np.random.default_rng(4)
+    x, y = rng.random((12, 1, 4, 4)), rng.integers(0, 3, 12)
+    on, off = mlp_skipping_dx(True), mlp_skipping_dx(False)
+    g_off, _ = input_gradient(off, x, y)
+    assert off[1].needs_input_grad is False                  # switched on meanwhile, restored
+    assert g_off.tobytes() == input_gradient(on, x, y)[0].tobytes()
+    ce = SoftmaxCrossEntropy()
+    check_gradients(lambda: ce.forward(off.forward(x), y) * len(x), {"x": x}, {"x": g_off},
+                    max_coords=80, rng=0, title="input gradient, first Linear skipping dx").assert_ok()
+    for attack in (lambda m: fgsm(m, x, y, eps=0.1),
+                   lambda m: pgd(m, x, y, eps=0.1, step_size=0.03, steps=3, rng=0)):
+        assert attack(off).x_adv.tobytes() == attack(on).x_adv.tobytes()
+        assert off[1].needs_input_grad is False
+    off.forward(x)
+    assert off.backward(np.ones((12, 3))) is None            # the flag really is off again
+
+
 def test_input_gradient_is_per_example(toy):
     model, x, y = toy
     g, _ = input_gradient(model, x[:6], y[:6])
@@ -386,6 +413,67 @@ def test_reports_and_figures(toy, tmp_path):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
     assert not leftovers
+
+
+def png_pixels(path):
+    from matplotlib.image import imread
+    return imread(path)
+
+
+def test_figures_and_matrix_from_a_passed_result_equal_rerunning(toy, tmp_path, monkeypatch):
+    from nnlite.attacks import robustness
+    model, x, y = toy
+    opts = dict(steps=3, step_size=0.1)
+    res = pgd(model, x, y, eps=0.3, rng=0, **opts)
+    rerun_pairs = plot_adversarial_pairs(model, x, y, 0.3, tmp_path / "p1.png", "pgd", max_pairs=3,
+                                         rng=0, **opts)
+    rerun_cm = adversarial_confusion_matrix(model, x, y, 0.3, "pgd", num_classes=5, rng=0, **opts)
+    xs, ys = x[:4], y[:4]
+    grid_res = {e: fgsm(model, xs, ys, eps=e) for e in (0.05, 0.2)}
+    rerun_grid = plot_adversarial_grid(model, xs, ys, [0.0, 0.05, 0.2], tmp_path / "g1.png")
+
+    def no_attack(*a, **k):
+        raise AssertionError("the attack was run again")
+
+    monkeypatch.setattr(robustness, "run_attack", no_attack)
+    pairs = plot_adversarial_pairs(model, x, y, None, tmp_path / "p2.png", max_pairs=3, result=res)
+    assert np.array_equal(png_pixels(pairs), png_pixels(rerun_pairs))
+    same_eps = plot_adversarial_pairs(model, x, y, 0.3, tmp_path / "p3.png", "pgd", max_pairs=3,
+                                      result=res)
+    assert np.array_equal(png_pixels(same_eps), png_pixels(rerun_pairs))
+    cm = adversarial_confusion_matrix(model, x, y, None, num_classes=5, result=res)
+    assert cm.dtype == np.int64 and np.array_equal(cm, rerun_cm)
+    for results in (grid_res, [None, grid_res[0.05], grid_res[0.2]]):
+        grid = plot_adversarial_grid(model, xs, ys, [0.0, 0.05, 0.2], tmp_path / "g2.png",
+                                     results=results)
+        assert np.array_equal(png_pixels(grid), png_pixels(rerun_grid))
+
+
+def test_mismatched_result_is_refused(toy, tmp_path):
+    model, x, y = toy
+    res = pgd(model, x, y, eps=0.3, step_size=0.1, steps=3, rng=0)
+    path = tmp_path / "f.png"
+    with pytest.raises(ValueError, match=r"does not match x.*shape \(40, 1, 8, 8\)"):
+        plot_adversarial_pairs(model, x[:10], y[:10], None, path, result=res)
+    other = np.random.default_rng(9).random(x.shape).astype(np.float32)
+    with pytest.raises(ValueError, match="another x"):
+        adversarial_confusion_matrix(model, other, y, None, result=res)
+    with pytest.raises(ValueError, match="eps=0.3, not eps=0.1"):
+        plot_adversarial_pairs(model, x, y, 0.1, path, result=res)
+    with pytest.raises(ValueError, match="attack 'pgd', not 'fgsm'"):
+        adversarial_confusion_matrix(model, x, y, 0.3, "fgsm", result=res)
+    with pytest.raises(ValueError, match=r"\['rng', 'steps'\] would be ignored"):
+        plot_adversarial_pairs(model, x, y, None, path, result=res, rng=0, steps=3)
+    with pytest.raises(TypeError, match="AttackResult"):
+        adversarial_confusion_matrix(model, x, y, None, result=res.x_adv)
+    with pytest.raises(ValueError, match="eps is needed"):
+        adversarial_confusion_matrix(model, x, y, None)
+    with pytest.raises(ValueError, match="one entry .* per eps"):
+        plot_adversarial_grid(model, x, y, [0.0, 0.3], path, results=[res])
+    with pytest.raises(ValueError, match="eps=0.3, not eps=0.1"):
+        plot_adversarial_grid(model, x, y, [0.1], path, results=[res])
+    with pytest.raises(ValueError, match=r"eps \[0.2\] not in eps_list"):
+        plot_adversarial_grid(model, x, y, [0.3], path, results={0.2: res})
 
 
 # -- trained models on real MNIST ------------------------------------------------------------------

@@ -133,3 +133,37 @@ def test_residual_branch_mismatch_is_explained():
     block = nn.Residual(nn.Conv2d(2, 4, 3, padding=1))
     with pytest.raises(ValueError, match="projection"):
         block.forward(np.zeros((1, 2, 4, 4), np.float32))
+
+
+def mlp_first_layer(flag, dtype=np.float64):
+    """Linear-ReLU-Linear, the first Linear's needs_input_grad set to ``flag``."""
+    rng = np.random.default_rng(3)
+    m = nn.Sequential(nn.Linear(6, 5, rng=rng, dtype=dtype), nn.ReLU(), nn.Linear(5, 3, rng=rng, dtype=dtype))
+    m[0].needs_input_grad = flag
+    return m
+
+
+def test_linear_needs_input_grad_off_skips_dx_only():
+    assert nn.Linear(3, 2).needs_input_grad is True            # the default
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((4, 6)), rng.standard_normal((4, 3))
+    on, off = mlp_first_layer(True), mlp_first_layer(False)
+    on.forward(x), off.forward(x)
+    dx = on.backward(dout)
+    assert dx.shape == x.shape
+    assert off.backward(dout) is None                        # Sequential stops at the first layer
+    for (name, p), (_, q) in zip(on.named_parameters(), off.named_parameters()):
+        assert p.grad.tobytes() == q.grad.tobytes(), name    # parameter gradients unchanged
+    off[0].forward(x)
+    assert off[0].backward(rng.standard_normal((4, 5))) is None
+
+
+def test_gradcheck_with_linear_input_grad_off():
+    from nnlite.gradcheck import check_module
+    x = np.random.default_rng(1).standard_normal((4, 6))
+    report = check_module(mlp_first_layer(False), x, seed=0)
+    assert report.ok, str(report)
+    assert [r.name for r in report.rows] == ["input", "0.weight", "0.bias", "2.weight", "2.bias"]
+    assert report.rows[0].note == "not computed" and report.rows[0].checked == 0
+    assert "not computed" in str(report)
+    assert check_module(mlp_first_layer(True), x, seed=0).ok   # the input is checked when on

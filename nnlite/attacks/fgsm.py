@@ -84,28 +84,62 @@ def check_clip(clip, x: np.ndarray):
     return lo, hi
 
 
+def check_classes(v, n: int, name: str = "y", allow_int: bool = False) -> np.ndarray:
+    """Class indices for n examples: an (n,) integer array, or (``allow_int``) one int for
+    every example, broadcast to (n,) int64. Type and shape only: the class range is checked
+    against the logits later. TypeError / ValueError name ``name``."""
+    if allow_int and isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return np.full(n, int(v), dtype=np.int64)
+    v = np.asarray(v)
+    if not np.issubdtype(v.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer class labels, got dtype {v.dtype}")
+    if v.shape != (n,):
+        want = f"be an int or have shape ({n},)" if allow_int else f"have shape ({n},) to match x"
+        raise ValueError(f"{name} must {want}, got {v.shape}")
+    return v
+
+
 def check_targets(x, y, targeted, target):
-    """Validate labels/targets shape and type (class range is checked on the first batch)."""
+    """Validate labels/targets shape and type (class range is checked on the first batch).
+
+    x: (N, ...); y: None or (N,) ints; target: an int or (N,) ints when ``targeted``, else
+    None. Returns (y, target) as arrays (or None).
+    """
     n = x.shape[0]
     if y is not None:
-        y = np.asarray(y)
-        if not np.issubdtype(y.dtype, np.integer):
-            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},) to match x, got {y.shape}")
+        y = check_classes(y, n, "y")
     if targeted:
         if target is None:
             raise ValueError("a targeted attack needs target= (an int or an (N,) int array), got None")
-        if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-            target = np.full(n, int(target), dtype=np.int64)
-        target = np.asarray(target)
-        if not np.issubdtype(target.dtype, np.integer):
-            raise TypeError(f"target must hold integer class labels, got dtype {target.dtype}")
-        if target.shape != (n,):
-            raise ValueError(f"target must be an int or have shape ({n},), got {target.shape}")
+        target = check_classes(target, n, "target", allow_int=True)
     elif target is not None:
         raise ValueError("target= was given but targeted=False; pass targeted=True")
     return y, target
+
+
+def check_attack_args(x, y, eps, targeted, target, clip, batch_size):
+    """The checks shared by the label-driven attacks (``fgsm``, ``pgd``).
+
+    x: (N, ...) float input in ``clip``'s range; y: (N,) int labels or None; eps: a radius
+    >= 0 (input units); targeted / target: see :func:`check_targets`; clip: None or
+    (low, high); batch_size: int >= 1.
+    Returns ``(eps, bounds, batch_size, y, target)``: eps a float, bounds None or (low, high),
+    target None or an (N,) int64 array.
+    """
+    check_float_array(x, "x")
+    eps = check_eps(eps)
+    bounds = check_clip(clip, x)
+    batch_size = _check_batch_size(batch_size)
+    y, target = check_targets(x, y, targeted, target)
+    return eps, bounds, batch_size, y, None if target is None else target.astype(np.int64)
+
+
+def empty_outputs(x: np.ndarray):
+    """The arrays an attack fills chunk by chunk: ``x_adv`` (x's shape and dtype) and
+    ``pred_clean``, ``pred_adv``, ``labels`` ((N,) int64), uninitialized."""
+    n = x.shape[0]
+    return (np.empty_like(x), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
+            np.empty(n, dtype=np.int64))
 
 
 def norms(delta: np.ndarray):
@@ -155,16 +189,10 @@ def fgsm(model, x, y=None, *, eps, targeted: bool = False, target=None, clip=(0.
     x is processed in chunks of ``batch_size``. eps = 0 returns x unchanged (a copy).
     Returns an ``AttackResult``.
     """
-    check_float_array(x, "x")
-    eps = check_eps(eps)
-    bounds = check_clip(clip, x)
-    batch_size = _check_batch_size(batch_size)
-    y, target = check_targets(x, y, targeted, target)
+    eps, bounds, batch_size, y, target = check_attack_args(x, y, eps, targeted, target, clip,
+                                                           batch_size)
     n = x.shape[0]
-    x_adv = np.empty_like(x)
-    pred_clean = np.empty(n, dtype=np.int64)
-    pred_adv = np.empty(n, dtype=np.int64)
-    labels = np.empty(n, dtype=np.int64)
+    x_adv, pred_clean, pred_adv, labels = empty_outputs(x)
     with model_eval_state(model):
         for s in range(0, n, batch_size):
             xb = x[s:s + batch_size]
@@ -189,5 +217,4 @@ def fgsm(model, x, y=None, *, eps, targeted: bool = False, target=None, clip=(0.
             out = model.forward(x_adv[sl])
             _check_logits(out, xb)
             pred_adv[sl] = out.argmax(axis=1)
-    return make_result(x, x_adv, pred_clean, pred_adv, labels,
-                       None if target is None else target.astype(np.int64), "fgsm", eps, "inf")
+    return make_result(x, x_adv, pred_clean, pred_adv, labels, target, "fgsm", eps, "inf")

@@ -11,13 +11,12 @@ so the perturbation is as small as this greedy ascent allows. ``steps`` counts t
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._checks import check_float_array, check_labels
-from .fgsm import AttackResult, _clip, check_clip, check_eps, make_result
+from .fgsm import AttackResult, _clip, check_classes, check_clip, check_eps, make_result
 from .gradients import _check_batch_size, _check_logits, _raw_gradient, model_eval_state
 from .pgd import _TINY, _check_positive_int, _flat_norm
 
@@ -65,14 +64,7 @@ def fooling_images(model, x, target_class, *, step_size: float, max_steps: int =
     targets = np.empty(n, dtype=np.int64)
     steps = np.zeros(n, dtype=np.int64)
     a = np.asarray(step_size, dtype=x.dtype)
-    if isinstance(target_class, numbers.Integral) and not isinstance(target_class, bool):
-        tvec = np.full(n, int(target_class), dtype=np.int64)
-    else:
-        tvec = np.asarray(target_class)
-        if not np.issubdtype(tvec.dtype, np.integer):
-            raise TypeError(f"target_class must be an int or integer array, got dtype {tvec.dtype}")
-        if tvec.shape != (n,):
-            raise ValueError(f"target_class must be an int or have shape ({n},), got {tvec.shape}")
+    tvec = check_classes(target_class, n, "target_class", allow_int=True)
     with model_eval_state(model):
         for s in range(0, n, batch_size):
             xb = x_adv[s:s + batch_size]           # a view: updated in place

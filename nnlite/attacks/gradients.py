@@ -9,8 +9,9 @@ free on the model:
 * parameter gradients (``p.grad``) are left bitwise untouched: parameters are temporarily
   marked non-trainable (so layers skip the weight-gradient work) and each ``p.grad`` is saved
   and written back, which also covers third-party layers that ignore ``trainable``;
-* each module's forward cache (``_cache``) and the ``needs_input_grad`` flag of convolutions
-  (switched on temporarily, as the input gradient is what we want) are restored.
+* each module's forward cache (``_cache``) and the ``needs_input_grad`` flag of the layers
+  having one (``Conv2d``, ``Linear``: switched on temporarily, as the input gradient is what
+  we want) are restored.
 
 Convention: the scalar that is differentiated is the SUM over the batch of per-example
 losses (or of per-example class scores). Examples therefore do not interact: row ``i`` of the
@@ -35,7 +36,8 @@ def model_eval_state(model):
     """Context manager: put ``model`` in eval mode and freeze its parameters, restore on exit.
 
     Restores, per submodule, the ``training`` flag, the forward cache and (for layers having
-    it) ``needs_input_grad``; per parameter, ``trainable`` and the bitwise content of
+    it, found by attribute: ``Conv2d``, ``Linear``, any custom layer) ``needs_input_grad``,
+    which is switched on meanwhile; per parameter, ``trainable`` and the bitwise content of
     ``grad`` (written back into the same array object).
     """
     if not hasattr(model, "named_modules") or not hasattr(model, "parameters"):

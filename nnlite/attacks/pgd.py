@@ -29,10 +29,9 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_generator, check_float_array, check_labels
-from .fgsm import AttackResult, _clip, check_clip, check_eps, check_targets, make_result
-from .gradients import (_check_batch_size, _check_logits, _raw_gradient, model_eval_state,
-                        per_example_cross_entropy)
+from .._checks import as_generator, check_labels
+from .fgsm import AttackResult, _clip, check_attack_args, check_eps, empty_outputs, make_result
+from .gradients import _check_logits, _raw_gradient, model_eval_state, per_example_cross_entropy
 
 __all__ = ["pgd", "random_start_delta", "project"]
 
@@ -130,8 +129,8 @@ def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bo
     ball around the original input, clip to the valid range (see module docstring).
     Returns an ``AttackResult`` (``steps`` = total gradient steps per example).
     """
-    check_float_array(x, "x")
-    eps = check_eps(eps)
+    eps, bounds, batch_size, y, target = check_attack_args(x, y, eps, targeted, target, clip,
+                                                           batch_size)
     step_size = check_eps(step_size, "step_size")
     steps = _check_positive_int(steps, "steps", minimum=0)
     restarts = _check_positive_int(restarts, "restarts")
@@ -139,15 +138,9 @@ def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bo
     if restarts > 1 and not random_start:
         raise ValueError(f"restarts={restarts} needs random_start=True (without a random start "
                          "every restart is identical)")
-    bounds = check_clip(clip, x)
-    batch_size = _check_batch_size(batch_size)
-    y, target = check_targets(x, y, targeted, target)
     rng = as_generator(rng)
     n = x.shape[0]
-    x_adv = np.empty_like(x)
-    pred_clean = np.empty(n, dtype=np.int64)
-    pred_adv = np.empty(n, dtype=np.int64)
-    labels = np.empty(n, dtype=np.int64)
+    x_adv, pred_clean, pred_adv, labels = empty_outputs(x)
     with model_eval_state(model):
         for s in range(0, n, batch_size):
             x0 = x[s:s + batch_size]
@@ -185,7 +178,5 @@ def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bo
                 best_obj = np.where(better, obj, best_obj)
             x_adv[sl] = best_x
             pred_adv[sl] = best_pred
-    result = make_result(x, x_adv, pred_clean, pred_adv, labels,
-                         None if target is None else target.astype(np.int64), "pgd", eps, norm,
-                         steps=np.full(n, steps * restarts, dtype=np.int64))
-    return result
+    return make_result(x, x_adv, pred_clean, pred_adv, labels, target, "pgd", eps, norm,
+                       steps=np.full(n, steps * restarts, dtype=np.int64))

@@ -6,6 +6,12 @@
   temporary file in the target folder then moved into place with ``os.replace``).
 * :func:`make_adversarial_batch`, :class:`AdversarialTraining`: adversarial training.
 
+Passing an existing result: :func:`adversarial_confusion_matrix`, :func:`plot_adversarial_pairs`
+(``result=``) and :func:`plot_adversarial_grid` (``results=``) take the ``AttackResult`` a
+caller already has instead of running the attack again; it is checked against ``x`` (same
+shape, and its recorded perturbation norms equal those of ``x_adv - x``) and against ``eps``
+/ ``attack`` when those are given.
+
 Images for display: one example is reshaped to ``image_shape`` when given (e.g. (28, 28) for
 an MLP taking flat vectors); a (C, H, W) example with C in {1, 3} is shown as (H, W, C);
 one-channel images are shown in gray. Values are clipped to [0, 1] for display.
@@ -18,7 +24,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .._checks import as_generator, check_float_array
-from .fgsm import AttackResult, check_eps, fgsm
+from .fgsm import AttackResult, check_classes, check_eps, fgsm, perturbation_norms
 from .gradients import predict
 from .pgd import pgd
 
@@ -53,13 +59,53 @@ def run_attack(model, x, y, eps, attack: str = "fgsm", rng=None, **kw) -> Attack
 
 
 def _check_xy(x, y):
+    """x: a float (N, ...) array; y: (N,) int true labels, returned as an array."""
     check_float_array(x, "x")
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {y.shape}")
-    return y
+    return check_classes(y, x.shape[0], "y")
+
+
+def _check_result(result, x, eps=None, attack=None) -> AttackResult:
+    """``result`` if it is an ``AttackResult`` of ``x`` (and of ``eps`` / ``attack`` when those
+    are not None; a result with an empty ``attack`` name matches any), else TypeError /
+    ValueError saying what does not match.
+
+    Of x: x_adv has x's shape (N, ...), the per-example arrays have shape (N,), and the
+    recorded L-inf / L2 norms equal those of x_adv - x (so it was not made from another x).
+    """
+    if not isinstance(result, AttackResult):
+        raise TypeError(f"result must be an AttackResult, got {type(result).__name__}")
+    n = x.shape[0]
+    if np.shape(result.x_adv) != x.shape:
+        raise ValueError(f"result does not match x: result.x_adv has shape {np.shape(result.x_adv)}, "
+                         f"x has shape {x.shape}; pass the result of attacking this x")
+    for name in ("pred_clean", "pred_adv", "perturbation_linf", "perturbation_l2"):
+        if np.shape(getattr(result, name)) != (n,):
+            raise ValueError(f"result does not match x: result.{name} has shape "
+                             f"{np.shape(getattr(result, name))}, expected ({n},)")
+    linf, l2 = perturbation_norms(x, result.x_adv)
+    if not (np.allclose(linf, result.perturbation_linf, rtol=1e-6, atol=1e-9)
+            and np.allclose(l2, result.perturbation_l2, rtol=1e-6, atol=1e-9)):
+        raise ValueError("result does not match x: its recorded perturbation norms differ from "
+                         "those of result.x_adv - x (was it made from another x?)")
+    if eps is not None and not np.isclose(result.eps, check_eps(eps), rtol=1e-9, atol=0.0):
+        raise ValueError(f"result was made with eps={result.eps:g}, not eps={eps:g}")
+    if attack is not None and result.attack and result.attack != attack:
+        raise ValueError(f"result was made by attack {result.attack!r}, not {attack!r}")
+    return result
+
+
+def _attack_or_result(model, x, y, eps, attack, rng, kw, result) -> AttackResult:
+    """The ``AttackResult`` to report on: ``result`` checked against x (see
+    :func:`_check_result`), or a fresh :func:`run_attack` ("fgsm" when ``attack`` is None)."""
+    if result is None:
+        if eps is None:
+            raise ValueError("eps is needed to run the attack (or pass result=)")
+        return run_attack(model, x, y, eps, attack or "fgsm", rng=rng, **kw)
+    unused = sorted(list(kw) + (["rng"] if rng is not None else []))
+    if unused:
+        raise ValueError(f"result= was given, so no attack is run: the attack option(s) {unused} "
+                         "would be ignored; drop them")
+    return _check_result(result, x, eps, attack)
 
 
 def accuracy_vs_eps(model, x, y, eps_list: Sequence[float], attack: str = "fgsm", rng=None,
@@ -87,15 +133,18 @@ def accuracy_vs_eps(model, x, y, eps_list: Sequence[float], attack: str = "fgsm"
     return out
 
 
-def adversarial_confusion_matrix(model, x, y, eps: float, attack: str = "fgsm",
-                                 num_classes: Optional[int] = None, rng=None, **kw) -> np.ndarray:
+def adversarial_confusion_matrix(model, x, y, eps: Optional[float], attack: Optional[str] = None,
+                                 num_classes: Optional[int] = None, rng=None, *,
+                                 result: Optional[AttackResult] = None, **kw) -> np.ndarray:
     """Confusion matrix under attack: M[i, j] = #examples of true class i predicted j on x_adv.
 
-    x: (N, ...), y: (N,) true labels; eps, attack, kw as in :func:`run_attack`.
+    x: (N, ...), y: (N,) true labels; eps, attack (default "fgsm"), kw as in :func:`run_attack`.
     num_classes: C (default: inferred from the labels and predictions). Returns (C, C) int64.
+    result: an ``AttackResult`` of x already computed (e.g. by ``fgsm``): used instead of
+    attacking again (eps and attack may then be None; when given they must match it).
     """
     y = _check_xy(x, y)
-    res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
+    res = _attack_or_result(model, x, y, eps, attack, rng, kw, result)
     c = int(max(y.max(initial=-1), res.pred_adv.max(initial=-1)) + 1) if num_classes is None \
         else int(num_classes)
     if y.size and (y.min() < 0 or y.max() >= c or res.pred_adv.max() >= c):
@@ -177,22 +226,49 @@ def plot_accuracy_vs_eps(results, path, title: str = "Accuracy under attack",
     return _save_atomic(fig, path)
 
 
-def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: str = "fgsm",
-                          class_names=None, image_shape=None, rng=None, **kw) -> str:
+def _row_results(results, eps_list) -> list:
+    """``results`` (None, a sequence aligned with eps_list, or a dict {eps: AttackResult})
+    -> a list aligned with eps_list, None where no result is given."""
+    if results is None:
+        return [None] * len(eps_list)
+    if isinstance(results, dict):
+        given = {check_eps(e): r for e, r in results.items()}
+        unknown = sorted(set(given) - set(eps_list))
+        if unknown:
+            raise ValueError(f"results has eps {unknown} not in eps_list {eps_list}")
+        return [given.get(e) for e in eps_list]
+    results = list(results)
+    if len(results) != len(eps_list):
+        raise ValueError(f"results must hold one entry (an AttackResult or None) per eps: "
+                         f"{len(eps_list)} eps, {len(results)} results")
+    return results
+
+
+def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: Optional[str] = None,
+                          class_names=None, image_shape=None, rng=None, *, results=None, **kw) -> str:
     """Grid of adversarial images: rows = eps (first eps may be 0: clean), cols = examples.
 
     x: (K, ...) the examples to show, y: (K,) true labels. Each cell is titled with the
-    prediction on the perturbed image (red when wrong). Options as :func:`run_attack`.
+    prediction on the perturbed image (red when wrong). Options as :func:`run_attack`
+    (attack default "fgsm").
+    results: AttackResults of x already computed, used instead of attacking again: a dict
+    {eps: result} or a sequence aligned with eps_list (None entries are attacked as usual).
+    Each is checked against x, its row's eps and ``attack`` (default: the first result's).
     """
     y = _check_xy(x, y)
     eps_list = [check_eps(e) for e in eps_list]
     if not eps_list or x.shape[0] == 0:
         raise ValueError("need at least one eps and one example")
+    given = _row_results(results, eps_list)
+    attack = attack or next((r.attack for r in given if r is not None and r.attack), "fgsm")
     rng = as_generator(rng)
     rows, cols = len(eps_list), x.shape[0]
     fig = _figure(1.3 * cols + 0.8, 1.4 * rows)
     for r, eps in enumerate(eps_list):
-        if eps == 0:
+        if given[r] is not None:
+            res = _check_result(given[r], x, eps, attack)
+            xa, pred = res.x_adv, res.pred_adv
+        elif eps == 0:
             xa, pred = x, predict(model, x)
         else:
             res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
@@ -209,15 +285,20 @@ def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: 
     return _save_atomic(fig, path)
 
 
-def plot_adversarial_pairs(model, x, y, eps: float, path, attack: str = "fgsm", max_pairs: int = 8,
-                           class_names=None, image_shape=None, rng=None, **kw) -> str:
+def plot_adversarial_pairs(model, x, y, eps: Optional[float], path, attack: Optional[str] = None,
+                           max_pairs: int = 8, class_names=None, image_shape=None, rng=None, *,
+                           result: Optional[AttackResult] = None, **kw) -> str:
     """Pairs "correct before / wrong after": clean image (true label) above its adversarial
     version (adversarial prediction), for the first ``max_pairs`` such examples of (x, y).
 
-    Returns the path; raises ValueError when no example flips at this eps.
+    x: (N, ...), y: (N,) true labels; eps, attack (default "fgsm"), kw as in :func:`run_attack`.
+    result: an ``AttackResult`` of x already computed (e.g. by ``pgd``): used instead of
+    attacking again (eps and attack may then be None, read from it; when given they must
+    match it). Returns the path; raises ValueError when no example flips at this eps.
     """
     y = _check_xy(x, y)
-    res = run_attack(model, x, y, eps, attack, rng=rng, **kw)
+    res = _attack_or_result(model, x, y, eps, attack, rng, kw, result)
+    eps, attack = res.eps, attack or res.attack or "attack"
     idx = np.flatnonzero((res.pred_clean == y) & (res.pred_adv != y))[:int(max_pairs)]
     if idx.size == 0:
         raise ValueError(f"no example is correct before and wrong after the attack at eps={eps}")

@@ -171,6 +171,18 @@ def read_idx(src: Union[PathLike, bytes]) -> np.ndarray:
     return arr.astype(dt.newbyteorder("="))
 
 
+def _read_idx_uint8(src: Union[PathLike, bytes], ndim: int, kind: str) -> np.ndarray:
+    """:func:`read_idx` checked to give an ``ndim``-D uint8 array (an idx``ndim``-ubyte file,
+    magic ``0x0000080<ndim>``, of ``kind`` "image" or "label"); ValueError otherwise."""
+    arr = read_idx(src)
+    if arr.dtype != np.uint8 or arr.ndim != ndim:
+        raise ValueError(
+            f"expected an idx{ndim}-ubyte {kind} file (magic 0x0000080{ndim}), got dtype {arr.dtype} "
+            f"with {arr.ndim} dims {arr.shape}"
+        )
+    return arr
+
+
 def read_idx_images(src: Union[PathLike, bytes]) -> np.ndarray:
     """Read an idx3-ubyte image file (e.g. ``train-images-idx3-ubyte[.gz]``).
 
@@ -181,13 +193,7 @@ def read_idx_images(src: Union[PathLike, bytes]) -> np.ndarray:
         ValueError: if the file is not a 3-D uint8 idx file (magic ``0x00000803``)
             or is truncated.
     """
-    arr = read_idx(src)
-    if arr.dtype != np.uint8 or arr.ndim != 3:
-        raise ValueError(
-            f"expected an idx3-ubyte image file (magic 0x00000803), got dtype {arr.dtype} "
-            f"with {arr.ndim} dims {arr.shape}"
-        )
-    return arr[..., None]
+    return _read_idx_uint8(src, 3, "image")[..., None]
 
 
 def read_idx_labels(src: Union[PathLike, bytes]) -> np.ndarray:
@@ -200,13 +206,7 @@ def read_idx_labels(src: Union[PathLike, bytes]) -> np.ndarray:
         ValueError: if the file is not a 1-D uint8 idx file (magic ``0x00000801``)
             or is truncated.
     """
-    arr = read_idx(src)
-    if arr.dtype != np.uint8 or arr.ndim != 1:
-        raise ValueError(
-            f"expected an idx1-ubyte label file (magic 0x00000801), got dtype {arr.dtype} "
-            f"with {arr.ndim} dims {arr.shape}"
-        )
-    return arr.astype(np.int64)
+    return _read_idx_uint8(src, 1, "label").astype(np.int64)
 
 
 # ---------------------------------------------------------------------------
@@ -407,23 +407,43 @@ def read_cifar10_python(root: PathLike, split: str = "train") -> Tuple[np.ndarra
         ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, and the class names
         (from ``batches.meta`` when present, else the standard CIFAR-10 names).
     """
-    files = _split_files(split, _CIFAR_PY_FILES)
-    src = _Source(Path(root), "cifar-10-batches-py")
-    wanted = files + ["batches.meta"]
-    xs, ys = [], []
-    for name in files:
-        x, y = read_cifar_python_batch(src.read(name, wanted))
-        xs.append(x)
-        ys.append(y)
-    classes = list(CIFAR10_CLASSES)
-    if src.has("batches.meta"):
-        meta = restricted_pickle_load(src.read("batches.meta", wanted))
-        try:
-            names = _key(meta, "label_names")
-            classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-        except (KeyError, TypeError):
-            pass
-    return np.concatenate(xs), np.concatenate(ys), classes
+    return _read_cifar10_split(root, split, _CIFAR_PY_FILES, "cifar-10-batches-py",
+                               read_cifar_python_batch, "batches.meta", _python_meta_classes)
+
+
+def _python_meta_classes(raw: bytes) -> Optional[List[str]]:
+    """Class names from a pickled ``batches.meta`` (its ``label_names``), None if absent."""
+    meta = restricted_pickle_load(raw)
+    try:
+        names = _key(meta, "label_names")
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    except (KeyError, TypeError):
+        return None
+
+
+def _text_meta_classes(raw: bytes) -> Optional[List[str]]:
+    """Class names from ``batches.meta.txt`` (one per non-empty line), None unless 10."""
+    lines = [l.strip() for l in raw.decode("utf-8", "replace").splitlines()]
+    lines = [l for l in lines if l]
+    return lines if len(lines) == 10 else None
+
+
+def _read_cifar10_split(root: PathLike, split: str, files_by_split: Dict[str, List[str]], folder: str,
+                        read_batch, meta_name: str, parse_meta) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    """Read the batches of ``split`` (in order) from the ``folder`` distribution at ``root``.
+
+    files_by_split: {"train": [...], "test": [...]} batch file names; read_batch(bytes) ->
+    (x (n, 32, 32, 3) uint8, y (n,) int64); parse_meta(bytes) -> class names or None, applied
+    to ``meta_name`` when present (else the standard CIFAR-10 names).
+    Returns the concatenated ``x`` (N, 32, 32, 3), ``y`` (N,) and the class names.
+    """
+    files = _split_files(split, files_by_split)
+    src = _Source(Path(root), folder)
+    wanted = files + [meta_name]
+    batches = [read_batch(src.read(name, wanted)) for name in files]
+    classes = parse_meta(src.read(meta_name, wanted)) if src.has(meta_name) else None
+    return (np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]),
+            list(CIFAR10_CLASSES) if classes is None else classes)
 
 
 def read_cifar10_binary_batch(src: Union[PathLike, bytes]) -> Tuple[np.ndarray, np.ndarray]:
@@ -466,21 +486,8 @@ def read_cifar10_binary(root: PathLike, split: str = "train") -> Tuple[np.ndarra
         ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, class names (from
         ``batches.meta.txt`` when present).
     """
-    files = _split_files(split, _CIFAR_BIN_FILES)
-    src = _Source(Path(root), "cifar-10-batches-bin")
-    wanted = files + ["batches.meta.txt"]
-    xs, ys = [], []
-    for name in files:
-        x, y = read_cifar10_binary_batch(src.read(name, wanted))
-        xs.append(x)
-        ys.append(y)
-    classes = list(CIFAR10_CLASSES)
-    if src.has("batches.meta.txt"):
-        lines = [l.strip() for l in src.read("batches.meta.txt", wanted).decode("utf-8", "replace").splitlines()]
-        lines = [l for l in lines if l]
-        if len(lines) == 10:
-            classes = lines
-    return np.concatenate(xs), np.concatenate(ys), classes
+    return _read_cifar10_split(root, split, _CIFAR_BIN_FILES, "cifar-10-batches-bin",
+                               read_cifar10_binary_batch, "batches.meta.txt", _text_meta_classes)
 
 
 # ---------------------------------------------------------------------------

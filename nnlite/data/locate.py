@@ -163,15 +163,43 @@ def find_idx_files(folder: PathLike) -> Optional[Dict[str, Path]]:
     return None
 
 
-def _probe_mnist_like(p: Path) -> Optional[str]:
+# Folder layouts a probe recognises, tried in order: (files relative to the folder, all
+# needed; what the probe then reports).
+_MNIST_LAYOUTS = ((("train.npz", "test.npz"), "train.npz + test.npz"),)
+_CIFAR10_LAYOUTS = (
+    (("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"), "python batches"),
+    (("data_batch_1", "test_batch"), "python batches"),
+    (("cifar-10-python.tar.gz",), "cifar-10-python.tar.gz"),
+    (("cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/test_batch.bin"), "binary batches"),
+    (("data_batch_1.bin", "test_batch.bin"), "binary batches"),
+    (("cifar-10-binary.tar.gz",), "cifar-10-binary.tar.gz"),
+    (("test.npz", "images.zip"), "images.zip + test.npz"),
+    (("train_exact.npz", "test_exact.npz"), "train_exact.npz + test_exact.npz"),
+)
+_TINY_IMAGENET_LAYOUTS = (
+    (("val.zip",), "val.zip / train.npz"),
+    (("train.npz",), "val.zip / train.npz"),
+    (("tiny-imagenet-200/wnids.txt",), "tiny-imagenet-200 folder"),
+)
+
+
+def _first_layout(p: Path, layouts) -> Optional[str]:
+    """What the first of ``layouts`` ((file names relative to p, description), ...) whose
+    files all exist in folder ``p`` reports; None if none does or p is not a folder."""
     if not p.is_dir():
         return None
-    if (p / "train.npz").is_file() and (p / "test.npz").is_file():
-        return "train.npz + test.npz"
-    idx = find_idx_files(p)
-    if idx is not None:
-        return "idx files in " + str(idx["train_images"].parent)
+    for names, what in layouts:
+        if all((p / n).is_file() for n in names):
+            return what
     return None
+
+
+def _probe_mnist_like(p: Path) -> Optional[str]:
+    found = _first_layout(p, _MNIST_LAYOUTS)
+    if found is None:
+        idx = find_idx_files(p)              # None unless p (or p/raw) is a folder holding them
+        found = None if idx is None else "idx files in " + str(idx["train_images"].parent)
+    return found
 
 
 def _probe_cifar10(p: Path) -> Optional[str]:
@@ -180,23 +208,7 @@ def _probe_cifar10(p: Path) -> Optional[str]:
         if n.endswith((".tar.gz", ".tgz", ".tar")):
             return "archive " + n
         return None
-    if not p.is_dir():
-        return None
-    for sub in ("cifar-10-batches-py", "."):
-        if (p / sub / "data_batch_1").is_file() and (p / sub / "test_batch").is_file():
-            return "python batches"
-    if (p / "cifar-10-python.tar.gz").is_file():
-        return "cifar-10-python.tar.gz"
-    for sub in ("cifar-10-batches-bin", "."):
-        if (p / sub / "data_batch_1.bin").is_file() and (p / sub / "test_batch.bin").is_file():
-            return "binary batches"
-    if (p / "cifar-10-binary.tar.gz").is_file():
-        return "cifar-10-binary.tar.gz"
-    if (p / "test.npz").is_file() and (p / "images.zip").is_file():
-        return "images.zip + test.npz"
-    if (p / "train_exact.npz").is_file() and (p / "test_exact.npz").is_file():
-        return "train_exact.npz + test_exact.npz"
-    return None
+    return _first_layout(p, _CIFAR10_LAYOUTS)
 
 
 def _probe_svhn(p: Path) -> Optional[str]:
@@ -210,13 +222,7 @@ def _probe_svhn(p: Path) -> Optional[str]:
 
 
 def _probe_tiny_imagenet(p: Path) -> Optional[str]:
-    if not p.is_dir():
-        return None
-    if (p / "val.zip").is_file() or (p / "train.npz").is_file():
-        return "val.zip / train.npz"
-    if (p / "tiny-imagenet-200" / "wnids.txt").is_file():
-        return "tiny-imagenet-200 folder"
-    return None
+    return _first_layout(p, _TINY_IMAGENET_LAYOUTS)
 
 
 _FMNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"

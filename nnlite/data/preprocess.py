@@ -38,6 +38,17 @@ def as_generator(rng: RngLike) -> np.random.Generator:
     return _as_generator(rng, allow_none=False)
 
 
+def _check_batch(x, who: str) -> np.ndarray:
+    """x must be a floating (N, C, H, W) numpy array; TypeError / ValueError naming ``who``."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{who} expects a numpy.ndarray batch, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{who} expects a floating (N, C, H, W) batch, got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{who} expects shape (N, C, H, W), got shape {x.shape}")
+    return x
+
+
 def _check_uint8_images(x, name: str = "x") -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
@@ -86,12 +97,7 @@ def to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
     Returns:
         ``(N, H, W, C)`` uint8 array, ``round(255 * x)``.
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"x must have shape (N, C, H, W), got shape {x.shape}")
+    _check_batch(x, "to_uint8_nhwc")
     y = np.clip(np.rint(x.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
 

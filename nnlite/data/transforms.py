@@ -21,7 +21,7 @@ from typing import Callable, Iterable, List, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .preprocess import RngLike, as_generator
+from .preprocess import RngLike, _check_batch, as_generator
 
 __all__ = [
     "Transform",
@@ -39,16 +39,6 @@ __all__ = [
 
 # ITU-R BT.601 luma weights, the usual RGB -> gray conversion
 _LUMA = (0.299, 0.587, 0.114)
-
-
-def _check_batch(x, who: str) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{who} expects a numpy.ndarray batch, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{who} expects a floating (N, C, H, W) batch, got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{who} expects shape (N, C, H, W), got shape {x.shape}")
-    return x
 
 
 def _prob(p, name: str = "p") -> float:

@@ -14,6 +14,8 @@ order within the window (as ``argmax``); other tied positions get zero.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .conv import conv_output_size, is_nhwc
@@ -39,18 +41,17 @@ def _index_dtype(k):
     return np.uint8 if k <= 256 else np.int32
 
 
-def _empty(shape, dtype, channel_last):
+def _new(make, shape, dtype, channel_last):
+    """``make`` (np.empty or np.zeros) an (N, C, H, W) array of ``shape``, stored channel-last
+    (an (N, H, W, C) buffer seen through a transpose) when ``channel_last``."""
     n, c, h, w = shape
     if channel_last:
-        return np.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
-    return np.empty(shape, dtype=dtype)
+        return make((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    return make(shape, dtype=dtype)
 
 
-def _zeros(shape, dtype, channel_last):
-    n, c, h, w = shape
-    if channel_last:
-        return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
-    return np.zeros(shape, dtype=dtype)
+_empty = partial(_new, np.empty)   # _empty(shape, dtype, channel_last)
+_zeros = partial(_new, np.zeros)   # _zeros(shape, dtype, channel_last)
 
 
 def _as_layout(a, channel_last):
@@ -78,13 +79,12 @@ def _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, put):
     return dx
 
 
-def maxpool2d_forward(x, kernel=2, stride=None):
-    """out[n, c, y, x] = max_{i,j} x[n, c, y*sh + i, x*sw + j].
+def _first_offset(x, kernel, stride):
+    """What both pooling forwards start with.
 
-    x: (N, C, H, W); kernel, stride: int or pair (stride defaults to kernel)
-    -> out: (N, C, Ho, Wo), cache (holds the window offset index of each window's first maximum).
-    One pass per window offset over strided views (no window copy); channel-last input gives
-    channel-last output.
+    x: (N, C, H, W); kernel, stride: int or pair (stride defaults to kernel). Returns
+    ``(ph, pw, sh, sw)``, ``channel_last`` (x's layout, kept by the output), ``offs`` (see
+    :func:`_offset_slices`) and ``out``: (N, C, Ho, Wo) holding offset (0, 0) of every window.
     """
     ph, pw, sh, sw = _params(kernel, stride)
     n, c, h, w = x.shape
@@ -93,6 +93,18 @@ def maxpool2d_forward(x, kernel=2, stride=None):
     offs = _offset_slices(ph, pw, sh, sw, ho, wo)
     out = _empty((n, c, ho, wo), x.dtype, channel_last)
     out[...] = x[:, :, offs[0][1][0], offs[0][1][1]]
+    return (ph, pw, sh, sw), channel_last, offs, out
+
+
+def maxpool2d_forward(x, kernel=2, stride=None):
+    """out[n, c, y, x] = max_{i,j} x[n, c, y*sh + i, x*sw + j].
+
+    x: (N, C, H, W); kernel, stride: int or pair (stride defaults to kernel)
+    -> out: (N, C, Ho, Wo), cache (holds the window offset index of each window's first maximum).
+    One pass per window offset over strided views (no window copy); channel-last input gives
+    channel-last output.
+    """
+    params, channel_last, offs, out = _first_offset(x, kernel, stride)
     for _, (rows, cols) in offs[1:]:
         np.maximum(out, x[:, :, rows, cols], out=out)
     # Index of the FIRST maximum in row-major order, with cheap element-wise passes (no
@@ -101,12 +113,12 @@ def maxpool2d_forward(x, kernel=2, stride=None):
     # gets whatever is left.
     k_all = len(offs)
     idx = _index_dtype(k_all)
-    arg = _zeros((n, c, ho, wo), idx, channel_last)
+    arg = _zeros(out.shape, idx, channel_last)
     if k_all > 1:
-        taken = _empty((n, c, ho, wo), np.bool_, channel_last)
+        taken = _empty(out.shape, np.bool_, channel_last)
         np.equal(x[:, :, offs[0][1][0], offs[0][1][1]], out, out=taken)
-        hit = _empty((n, c, ho, wo), np.bool_, channel_last)
-        tmp = _empty((n, c, ho, wo), idx, channel_last)
+        hit = _empty(out.shape, np.bool_, channel_last)
+        tmp = _empty(out.shape, idx, channel_last)
         for k, (rows, cols) in offs[1:-1]:
             np.equal(x[:, :, rows, cols], out, out=hit)
             np.greater(hit, taken, out=hit)                 # hit and not yet taken
@@ -116,7 +128,7 @@ def maxpool2d_forward(x, kernel=2, stride=None):
         np.logical_not(taken, out=taken)
         np.multiply(taken, idx(k_all - 1), out=tmp)
         arg += tmp
-    return out, (x.shape, x.dtype, arg, (ph, pw, sh, sw), channel_last)
+    return out, (x.shape, x.dtype, arg, params, channel_last)
 
 
 def maxpool2d_backward(dout, cache):
@@ -145,17 +157,11 @@ def avgpool2d_forward(x, kernel=2, stride=None):
 
     x: (N, C, H, W) -> out: (N, C, Ho, Wo), cache.
     """
-    ph, pw, sh, sw = _params(kernel, stride)
-    n, c, h, w = x.shape
-    ho, wo = conv_output_size(h, ph, sh, 0), conv_output_size(w, pw, sw, 0)
-    channel_last = is_nhwc(x) and not x.flags.c_contiguous
-    offs = _offset_slices(ph, pw, sh, sw, ho, wo)
-    out = _empty((n, c, ho, wo), x.dtype, channel_last)
-    out[...] = x[:, :, offs[0][1][0], offs[0][1][1]]
+    params, channel_last, offs, out = _first_offset(x, kernel, stride)
     for _, (rows, cols) in offs[1:]:
         out += x[:, :, rows, cols]
-    out /= np.asarray(ph * pw, dtype=x.dtype)
-    return out, (x.shape, x.dtype, (ph, pw, sh, sw), channel_last, (ho, wo))
+    out /= np.asarray(len(offs), dtype=x.dtype)           # ph * pw
+    return out, (x.shape, x.dtype, params, channel_last, out.shape[2:])
 
 
 def avgpool2d_backward(dout, cache):

@@ -47,9 +47,9 @@ class Sequential(Module):
         return x
 
     def backward(self, dout):
-        """Backward right to left. A layer that skips its input gradient (``Conv2d`` with
-        ``needs_input_grad=False``) returns None; propagation stops there (layers before it
-        must then have no trainable parameters) and None is returned."""
+        """Backward right to left. A layer that skips its input gradient (``Conv2d`` or
+        ``Linear`` with ``needs_input_grad=False``) returns None; propagation stops there
+        (layers before it must then have no trainable parameters) and None is returned."""
         for layer in reversed(self._modules.values()):
             dout = layer.backward(dout)
             if dout is None:

@@ -15,12 +15,29 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _window(kernel_size, stride):
+    """Validated window geometry: ``(kh, kw), (sh, sw)`` from ints or pairs, all >= 1."""
+    kernel_size, stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
+    if min(kernel_size) < 1 or min(stride) < 1:
+        raise ValueError(f"kernel_size and stride must be >= 1, got {kernel_size}, {stride}")
+    return kernel_size, stride
+
+
 class _Stateless(Module):
-    """A layer without parameters: subclasses set ``_fwd`` / ``_bwd`` kernels."""
+    """A layer without parameters whose passes are kernels: subclasses set ``_fwd`` / ``_bwd``.
+
+    forward: ``out, cache = _fwd(x, *self._fwd_args())`` after checking x is a float array
+    (of rank ``_ndim`` when set); backward: ``_bwd(dout, cache)``.
+    """
+    _ndim = None
+
+    def _fwd_args(self) -> tuple:
+        """Hyper-parameters passed to ``_fwd`` after x (none by default)."""
+        return ()
 
     def forward(self, x):
-        check_float_array(x, "x")
-        out, self._cache = self._fwd(x)
+        check_float_array(x, "x", ndim=self._ndim)
+        out, self._cache = self._fwd(x, *self._fwd_args())
         return out
 
     def backward(self, dout):
@@ -47,42 +64,36 @@ class Tanh(_Stateless):
     _bwd = staticmethod(F.tanh_backward)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_Stateless):
     """y = x if x > 0 else negative_slope * x."""
+    _fwd = staticmethod(F.leaky_relu_forward)
+    _bwd = staticmethod(F.leaky_relu_backward)
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x):
-        check_float_array(x, "x")
-        out, self._cache = F.leaky_relu_forward(x, self.negative_slope)
-        return out
-
-    def backward(self, dout):
-        return F.leaky_relu_backward(dout, self._cache)
+    def _fwd_args(self):
+        return (self.negative_slope,)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
 
 
-class Softmax(Module):
+class Softmax(_Stateless):
     """Softmax along ``axis`` as a layer (backward is the Jacobian-vector product).
 
     For classification training use ``SoftmaxCrossEntropy`` on logits instead (fused, stable).
     """
+    _fwd = staticmethod(F.softmax_forward)
+    _bwd = staticmethod(F.softmax_backward)
 
     def __init__(self, axis: int = -1):
         super().__init__()
         self.axis = axis
 
-    def forward(self, x):
-        check_float_array(x, "x")
-        out, self._cache = F.softmax_forward(x, self.axis)
-        return out
-
-    def backward(self, dout):
-        return F.softmax_backward(dout, self._cache)
+    def _fwd_args(self):
+        return (self.axis,)
 
 
 class Identity(Module):
@@ -104,10 +115,32 @@ class Flatten(_Stateless):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
 
-class Linear(Module):
+class _WeightBias(Module):
+    """Shared plumbing of a layer with Parameters ``weight`` and ``bias`` (``bias`` may be None):
+    which gradients the kernels must compute, and adding them into ``Parameter.grad``."""
+
+    def _bias_data(self):
+        """The bias array, or None for a layer without bias."""
+        return None if self.bias is None else self.bias.data
+
+    def _needs_weight_grad(self) -> bool:
+        """True when the weight or the bias is trainable (else the kernels skip dW and db)."""
+        return self.weight.trainable or (self.bias is not None and self.bias.trainable)
+
+    def _accumulate(self, dw, db) -> None:
+        """Add ``dw`` (weight's shape) and ``db`` (bias's shape) into the trainable parameters."""
+        if self.weight.trainable:
+            self.weight.accumulate(dw)
+        if self.bias is not None and self.bias.trainable:
+            self.bias.accumulate(db)
+
+
+class Linear(_WeightBias):
     """Dense layer y = x W^T + b.  x: (N, in_features) -> (N, out_features).
 
     weight: (out_features, in_features) (PyTorch's layout), He-normal by default; bias zeros.
+    ``needs_input_grad=False`` (set it on a model's first layer, e.g. the first layer of an
+    MLP) skips dx = dout W in backward, which then returns None (see ``Sequential.backward``).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
@@ -117,23 +150,22 @@ class Linear(Module):
         self.weight = Parameter(get_initializer(init)((self.out_features, self.in_features),
                                                       as_generator(rng), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
+        self.needs_input_grad = True
 
     def forward(self, x):
         check_float_array(x, "x", ndim=2)
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got {x.shape}")
         check_same_dtype(x, self.weight.data)
-        out, self._cache = F.linear_forward(x, self.weight.data,
-                                            None if self.bias is None else self.bias.data)
+        out, self._cache = F.linear_forward(x, self.weight.data, self._bias_data())
         return out
 
     def backward(self, dout):
-        need_w = self.weight.trainable or (self.bias is not None and self.bias.trainable)
-        dx, dw, db = F.linear_backward(dout, self._cache, need_weight_grad=need_w)
-        if self.weight.trainable:
-            self.weight.accumulate(dw)
-        if self.bias is not None and self.bias.trainable:
-            self.bias.accumulate(db)
+        """dout: (N, out_features) -> dx: (N, in_features), or None when ``needs_input_grad``
+        is False; adds dW, db into the trainable parameters' ``grad``."""
+        dx, dw, db = F.linear_backward(dout, self._cache, need_weight_grad=self._needs_weight_grad(),
+                                       need_input_grad=self.needs_input_grad)
+        self._accumulate(dw, db)
         return dx
 
     def output_shape(self, input_shape):
@@ -143,7 +175,7 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
-class Conv2d(Module):
+class Conv2d(_WeightBias):
     """2-D convolution over NCHW input via im2col + one GEMM.
 
     x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
@@ -155,11 +187,8 @@ class Conv2d(Module):
                  bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = pair(stride, "stride")
+        self.kernel_size, self.stride = _window(kernel_size, stride)
         self.padding = pair(padding, "padding")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1:
-            raise ValueError(f"kernel_size and stride must be >= 1, got {self.kernel_size}, {self.stride}")
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
@@ -171,19 +200,16 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d expects {self.in_channels} input channels (N, {self.in_channels}, H, W), "
                              f"got shape {x.shape}")
         check_same_dtype(x, self.weight.data)
-        out, self._cache = F.conv2d_forward(x, self.weight.data,
-                                            None if self.bias is None else self.bias.data,
+        out, self._cache = F.conv2d_forward(x, self.weight.data, self._bias_data(),
                                             self.stride, self.padding)
         return out
 
     def backward(self, dout):
-        need_w = self.weight.trainable or (self.bias is not None and self.bias.trainable)
+        """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
+        is False; adds dW, db into the trainable parameters' ``grad``."""
         dx, dw, db = F.conv2d_backward(dout, self._cache, need_input_grad=self.needs_input_grad,
-                                       need_weight_grad=need_w)
-        if self.weight.trainable:
-            self.weight.accumulate(dw)
-        if self.bias is not None and self.bias.trainable:
-            self.bias.accumulate(db)
+                                       need_weight_grad=self._needs_weight_grad())
+        self._accumulate(dw, db)
         return dx
 
     def output_shape(self, input_shape):
@@ -197,21 +223,16 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding}")
 
 
-class _Pool(Module):
+class _Pool(_Stateless):
+    """Window pooling over (N, C, H, W); ``stride`` defaults to ``kernel_size``."""
+    _ndim = 4
+
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1:
-            raise ValueError(f"kernel_size and stride must be >= 1, got {self.kernel_size}, {self.stride}")
+        self.kernel_size, self.stride = _window(kernel_size, kernel_size if stride is None else stride)
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
-        out, self._cache = self._fwd(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout):
-        return self._bwd(dout, self._cache)
+    def _fwd_args(self):
+        return (self.kernel_size, self.stride)
 
     def output_shape(self, input_shape):
         n, c, h, w = input_shape
@@ -234,22 +255,17 @@ class AvgPool2d(_Pool):
     _bwd = staticmethod(F.avgpool2d_backward)
 
 
-class GlobalAvgPool2d(Module):
+class GlobalAvgPool2d(_Stateless):
     """(N, C, H, W) -> (N, C): the mean over all spatial positions."""
-
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
-        out, self._cache = F.global_avgpool_forward(x)
-        return out
-
-    def backward(self, dout):
-        return F.global_avgpool_backward(dout, self._cache)
+    _ndim = 4
+    _fwd = staticmethod(F.global_avgpool_forward)
+    _bwd = staticmethod(F.global_avgpool_backward)
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:2])
 
 
-class _BatchNorm(Module):
+class _BatchNorm(_WeightBias):
     """Batch normalization; see ``nnlite.functional.batchnorm`` for the math.
 
     momentum follows PyTorch: running = (1 - momentum) * running + momentum * batch_stat
@@ -287,12 +303,10 @@ class _BatchNorm(Module):
         return out
 
     def backward(self, dout):
-        need_w = self.weight.trainable or self.bias.trainable
-        dx, dgamma, dbeta = F.batchnorm_backward(dout, self._cache, need_weight_grad=need_w)
-        if self.weight.trainable:
-            self.weight.accumulate(dgamma)
-        if self.bias.trainable:
-            self.bias.accumulate(dbeta)
+        """dout: x's shape -> dx; adds dgamma, dbeta into the trainable parameters' ``grad``."""
+        dx, dgamma, dbeta = F.batchnorm_backward(dout, self._cache,
+                                                 need_weight_grad=self._needs_weight_grad())
+        self._accumulate(dgamma, dbeta)
         return dx
 
     def output_shape(self, input_shape):

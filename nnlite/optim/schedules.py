@@ -53,6 +53,16 @@ def _int(name, value, cls, lo=0) -> int:
     return value
 
 
+def _check_state_keys(state, keys, cls: str) -> None:
+    """``state`` must be a Mapping with no key outside ``keys`` (TypeError / ValueError naming
+    ``cls``); missing keys are reported by :func:`_take`."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{cls}.load_state_dict expects a dict of arrays, got {type(state).__name__}")
+    extra = sorted(set(state) - set(keys))
+    if extra:
+        raise ValueError(f"{cls} state dict has unexpected key(s) {extra}")
+
+
 def _take(state: Mapping, key: str, shape: tuple, kind: str, cls: str) -> np.ndarray:
     """Fetch ``state[key]`` as an array of the given shape and kind ('int' or 'float')."""
     if key not in state:
@@ -131,12 +141,8 @@ class LRSchedule(_ScheduleBase):
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict` output (validated first) and write ``last_lr`` into the groups."""
         cls = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{cls}.load_state_dict expects a dict of arrays, got {type(state).__name__}")
+        _check_state_keys(state, ("last_epoch", "base_lrs", "last_lr"), cls)
         n = self._n_groups()
-        extra = sorted(set(state) - {"last_epoch", "base_lrs", "last_lr"})
-        if extra:
-            raise ValueError(f"{cls} state dict has unexpected key(s) {extra}")
         epoch = _take(state, "last_epoch", (), "int", cls)
         base = _take(state, "base_lrs", (n,), "float", cls)
         last = _take(state, "last_lr", (n,), "float", cls)
@@ -391,12 +397,7 @@ class ReduceLROnPlateau(_ScheduleBase):
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict` output (validated first) and write ``last_lr`` into the groups."""
         cls = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{cls}.load_state_dict expects a dict of arrays, got {type(state).__name__}")
-        keys = {"last_epoch", "best", "num_bad_epochs", "cooldown_counter", "last_lr"}
-        extra = sorted(set(state) - keys)
-        if extra:
-            raise ValueError(f"{cls} state dict has unexpected key(s) {extra}")
+        _check_state_keys(state, ("last_epoch", "best", "num_bad_epochs", "cooldown_counter", "last_lr"), cls)
         epoch = _take(state, "last_epoch", (), "int", cls)
         best = _take(state, "best", (), "float", cls)
         bad = _take(state, "num_bad_epochs", (), "int", cls)

@@ -154,14 +154,6 @@ def show_image(ax, img: np.ndarray) -> None:
         spine.set_visible(False)
 
 
-def check_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
 def as_1d_numbers(values, name: str, allow_nan: bool = True) -> np.ndarray:
     """A 1-D float64 array from a sequence of real numbers (None becomes NaN), or raise."""
     try:

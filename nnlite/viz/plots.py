@@ -18,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 
 from nnlite.metrics import _as_confusion, _names
 
-from ._common import (as_1d_numbers, check_figsize, check_int, finish, new_figure, show_image,
+from .._checks import check_int
+from ._common import (as_1d_numbers, check_figsize, finish, new_figure, show_image,
                       to_display_images)
 
 __all__ = ["plot_history", "plot_confusion_matrix", "plot_image_grid", "plot_curve",
