@@ -62,21 +62,23 @@ from nnlite.train import EarlyStopping, Trainer, load_checkpoint, save_checkpoin
 DEFAULTS = {
     # The SVHN report: FGSM at eps 0.1, adversarial training with FGSM examples at eps 0.1 mixed
     # into every batch. Digits are not mirror-symmetric: crops only, no flips.
-    "svhn": dict(blocks=(32, 64, 128), convs=1, dense=128, dropout=0.3, augment="crop", epochs=8,
+    "svhn": dict(arch="pool", blocks=(32, 64, 128), convs=1, dense=128, dropout=0.3, augment="crop", epochs=8,
                  eps=[0, 0.01, 0.02, 0.05, 0.1, 0.2], eps_cm=0.1,
                  adv_attack="fgsm", eps_train=0.1, ratio=0.5, adv_epochs=8, warmup=1,
-                 pgd_steps=10, pgd_step=None, lr=1e-3),
+                 pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3),
     # MNIST: Madry et al.'s threat model, eps 0.3; adversarial training with FGSM from a random
-    # start (Wong et al. 2020, step 1.25 eps) on whole batches, early-stopped on PGD accuracy.
-    "mnist": dict(blocks=(32, 64), convs=1, dense=128, dropout=0.5, augment="none", epochs=6,
+    # start (Wong et al. 2020, step 1.25 eps) on whole batches, early-stopped on PGD accuracy,
+    # with their recipe: a strided all-conv network without batch norm or dropout, Adam with
+    # a triangle-like lr (up for 40% of the steps from 0 to 5e-3, then down).
+    "mnist": dict(arch="strided", blocks=(32, 64), convs=1, dense=128, dropout=0.0, augment="none", epochs=8,
                   eps=[0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], eps_cm=0.1,
-                  adv_attack="fgsm-rs", eps_train=0.3, ratio=1.0, adv_epochs=12, warmup=0,
-                  pgd_steps=40, pgd_step=0.01, lr=1e-3),
+                  adv_attack="fgsm-rs", eps_train=0.3, ratio=1.0, adv_epochs=10, warmup=0,
+                  pgd_steps=40, pgd_step=0.01, lr=2e-3, adv_lr=5e-3, adv_warmup_frac=0.4, adv_start_factor=0.0),
     # CIFAR-10 (full JPEG-decoded set): the usual k/255 grid up to 0.1; FGSM-RS at 8/255.
-    "cifar10": dict(blocks=(32, 64, 128), convs=1, dense=256, dropout=0.3, augment="flip-crop", epochs=15,
+    "cifar10": dict(arch="pool", blocks=(32, 64, 128), convs=1, dense=256, dropout=0.3, augment="flip-crop", epochs=15,
                     eps=[0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 0.1], eps_cm=8 / 255,
                     adv_attack="fgsm-rs", eps_train=8 / 255, ratio=1.0, adv_epochs=10, warmup=0,
-                    pgd_steps=10, pgd_step=None, lr=1e-3),
+                    pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3),
 }
 QUICK = dict(n_train=1500, n_test=300, n_attack=300, pgd_n=60, pgd_steps=3, epochs=1, monitor_n=60)
 
@@ -88,21 +90,31 @@ like SVHN). The script does not switch data set by itself."""
 
 
 def build_cnn(in_ch: int, side: int, mean, std, blocks, rng, convs: int = 1, dense: int = 128,
-              dropout: float = 0.5):
-    """Normalize - [(conv3x3 - BN - ReLU) x convs - maxpool2] per block - dense - ReLU - dropout - dense(10).
+              dropout: float = 0.5, arch: str = "pool"):
+    """A CNN on images in [0, 1] (N, in_ch, side, side); standardization is its first layer, so
+    every eps is in pixel units. ``blocks``: output channels of each block, e.g. (32, 64).
 
-    Takes images in [0, 1] (N, in_ch, side, side); standardization is the first layer, so every
-    eps is in pixel units. ``blocks``: output channels of each block, e.g. (32, 64).
+    arch "pool":    Normalize - [(conv3x3 - BN - ReLU) x convs - maxpool2] per block
+                    - dense - ReLU - dropout - dense(10);
+    arch "strided": Normalize - [conv4x4 stride 2 pad 1 - ReLU] per block - dense - ReLU
+                    - dense(10): no batch norm, no pooling, no dropout (the MNIST network of Wong
+                    et al. 2020, widened; FGSM adversarial training is known to work on it).
     """
     layers, c = [nn.Normalize(mean, std)], in_ch
     for width in blocks:
+        if arch == "strided":
+            layers += [nn.Conv2d(c, width, 4, stride=2, padding=1, rng=rng), nn.ReLU()]
+            c = width
+            continue
         for _ in range(convs):
             layers += [nn.Conv2d(c, width, 3, padding=1, rng=rng), nn.BatchNorm2d(width), nn.ReLU()]
             c = width
         layers.append(nn.MaxPool2d(2))
     final = side // 2 ** len(blocks)
-    layers += [nn.Flatten(), nn.Linear(c * final * final, dense, rng=rng), nn.ReLU(),
-               nn.Dropout(dropout, rng=rng), nn.Linear(dense, 10, rng=rng, init="glorot_uniform")]
+    layers += [nn.Flatten(), nn.Linear(c * final * final, dense, rng=rng), nn.ReLU()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout, rng=rng))
+    layers.append(nn.Linear(dense, 10, rng=rng, init="glorot_uniform"))
     # Training needs no gradient below the first conv (the attacks switch it on for themselves).
     layers[1].needs_input_grad = False
     return nn.Sequential(*layers)
@@ -231,6 +243,7 @@ def main(argv=None):
                    help="training-batch augmentation (default per data set)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="Adam's peak lr (linear warm-up, cosine decay)")
+    p.add_argument("--adv-lr", type=float, default=None, help="Adam's peak lr in adversarial training")
     args = p.parse_args(argv)
     if args.out == "runs/adversarial_<dataset>":
         args.out = f"runs/adversarial_{args.dataset}"
@@ -247,6 +260,7 @@ def main(argv=None):
     adv_attack = pick(args.adv_attack, "adv_attack")
     augment = pick(args.augment, "augment")
     lr = pick(args.lr, "lr")
+    adv_lr = pick(args.adv_lr, "adv_lr")
     if args.eps is not None:
         eps_list = sorted(set(float(e) for e in args.eps) | {0.0})
     elif args.quick:
@@ -303,12 +317,15 @@ def main(argv=None):
 
         def new_model(rng):
             return build_cnn(n_ch, side, mean, std, cfg["blocks"], rng, cfg["convs"], cfg["dense"],
-                             cfg["dropout"])
+                             cfg["dropout"], cfg["arch"])
 
-        def train(model, rng, epochs_, callbacks=()):
-            opt = Adam(model.parameters(), lr=lr)
+        def train(model, rng, epochs_, callbacks=(), peak_lr=None, warmup_frac=0.05, start_factor=1 / 3):
+            """Adam; lr: linear warm-up over ``warmup_frac`` of the steps from ``start_factor`` * peak,
+            then cosine decay to 0 at the last step."""
+            opt = Adam(model.parameters(), lr=lr if peak_lr is None else peak_lr)
             steps = -(-y_tr.size // args.batch_size) * max(epochs_, 1)
-            tr = Trainer(model, SoftmaxCrossEntropy(), opt, schedule=WarmupCosine(opt, max(1, steps // 20), steps),
+            schedule = WarmupCosine(opt, max(1, int(steps * warmup_frac)), steps, warmup_start_factor=start_factor)
+            tr = Trainer(model, SoftmaxCrossEntropy(), opt, schedule=schedule,
                          schedule_interval="step", callbacks=list(callbacks), batch_size=args.batch_size,
                          rng=rng, transform=transform)
             hist = tr.fit(x_tr, y_tr, epochs=epochs_, val_data=(x_val, y_val))
@@ -366,7 +383,8 @@ def main(argv=None):
               + (f"; early stopping on PGD-10 accuracy of {min(monitor_n, y_val.size)} validation images)"
                  if monitor_n > 0 else ")"))
         with Timer() as t_train_r:
-            trainer_r, history_r = train(robust, rng_train_r, adv_epochs, callbacks)
+            trainer_r, history_r = train(robust, rng_train_r, adv_epochs, callbacks, peak_lr=adv_lr,
+                                         warmup_frac=cfg["adv_warmup_frac"], start_factor=cfg["adv_start_factor"])
         best_epoch = callbacks[-1].best_epoch if monitor_n > 0 else None
         save_checkpoint(out / "model_robust.npz", robust, history=history_r,
                         extra={"train_seconds": t_train_r.seconds, "train_cpu_seconds": t_train_r.cpu_seconds,
@@ -490,7 +508,8 @@ def main(argv=None):
         "wall_time_s": {"total": total.seconds, "load": t_load.seconds, "train_standard": t_train.seconds,
                         "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                         "attack_adversarial": t_att_r.seconds, "figures": t_fig.seconds},
-        "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr,
+        "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr,
+        "arch": cfg["arch"],
         "machine": machine_info(), "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     write_json(out / "metrics.json", results)
@@ -567,7 +586,8 @@ Perturbed images at every eps (rows) with the model's prediction (red: wrong):
 ## Part 3: adversarial training
 
 Adversarial training: in every batch a fraction {ratio} of the images is replaced by adversarial
-examples, {adv_text} (made with the current weights, eval mode), up to {adv_epochs} epoch(s)
+examples, {adv_text} (made with the current weights, eval mode), Adam with peak lr {adv_lr}
+(warm-up over {100 * cfg["adv_warmup_frac"]:.0f}% of the steps, then cosine decay), up to {adv_epochs} epoch(s)
 ({warmup} of them clean warm-up epochs before the attack starts),
 {'from a fresh model' if args.adv_init == 'scratch' else 'starting from the standard model'};
 {len(history_r['loss'])} epoch(s) run in {t_train_r.seconds:.0f} s.
