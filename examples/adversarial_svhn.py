@@ -65,7 +65,7 @@ DEFAULTS = {
     "svhn": dict(arch="pool", blocks=(32, 64, 128), convs=1, dense=128, dropout=0.3, augment="crop", epochs=8,
                  eps=[0, 0.01, 0.02, 0.05, 0.1, 0.2], eps_cm=0.1,
                  adv_attack="fgsm", eps_train=0.1, ratio=0.5, adv_epochs=8, warmup=1,
-                 pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3),
+                 pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3, adv_ramp=0),
     # MNIST: Madry et al.'s threat model, eps 0.3; adversarial training with FGSM from a random
     # start (Wong et al. 2020, step 1.25 eps) on whole batches, early-stopped on PGD accuracy,
     # with their recipe: a strided all-conv network without batch norm or dropout, Adam with
@@ -73,12 +73,13 @@ DEFAULTS = {
     "mnist": dict(arch="strided", blocks=(32, 64), convs=1, dense=128, dropout=0.0, augment="none", epochs=8,
                   eps=[0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], eps_cm=0.1,
                   adv_attack="fgsm-rs", eps_train=0.3, ratio=1.0, adv_epochs=10, warmup=0,
-                  pgd_steps=40, pgd_step=0.01, lr=2e-3, adv_lr=5e-3, adv_warmup_frac=0.4, adv_start_factor=0.0),
+                  pgd_steps=40, pgd_step=0.01, lr=2e-3, adv_lr=5e-3, adv_warmup_frac=0.4, adv_start_factor=0.0, adv_ramp=0),
     # CIFAR-10 (full JPEG-decoded set): the usual k/255 grid up to 0.1; FGSM-RS at 8/255.
     "cifar10": dict(arch="pool", blocks=(32, 64, 128), convs=1, dense=256, dropout=0.3, augment="flip-crop", epochs=15,
                     eps=[0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 0.1], eps_cm=8 / 255,
                     adv_attack="fgsm-rs", eps_train=8 / 255, ratio=1.0, adv_epochs=10, warmup=0,
-                    pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3),
+                    pgd_steps=10, pgd_step=None, lr=1e-3, adv_lr=1e-3, adv_warmup_frac=0.05, adv_start_factor=1 / 3,
+                    adv_ramp=0),
 }
 QUICK = dict(n_train=1500, n_test=300, n_attack=300, pgd_n=60, pgd_steps=3, epochs=1, monitor_n=60)
 
@@ -216,6 +217,9 @@ def main(argv=None):
     p.add_argument("--adv-steps", type=int, default=7, help="PGD steps of --adv-attack pgd")
     p.add_argument("--adv-alpha", type=float, default=None,
                    help="step of fgsm-rs (default 1.25 eps) or pgd (default 2.5 eps / steps)")
+    p.add_argument("--adv-ramp", type=float, default=None,
+                   help="epochs over which the training eps grows linearly from 0 to --eps-train "
+                        "(default per data set)")
     p.add_argument("--adv-init", choices=("scratch", "finetune"), default="scratch",
                    help="adversarial training from a fresh model (default) or from the trained one")
     p.add_argument("--adv-warmup", type=int, default=None,
@@ -261,6 +265,7 @@ def main(argv=None):
     augment = pick(args.augment, "augment")
     lr = pick(args.lr, "lr")
     adv_lr = pick(args.adv_lr, "adv_lr")
+    adv_ramp = 0 if args.quick else pick(args.adv_ramp, "adv_ramp")
     if args.eps is not None:
         eps_list = sorted(set(float(e) for e in args.eps) | {0.0})
     elif args.quick:
@@ -370,7 +375,7 @@ def main(argv=None):
         if args.adv_init == "finetune":
             robust.load_state_dict(model.state_dict())
         callbacks = [AdversarialTraining(adv_name, eps=eps_train, ratio=ratio, start_epoch=warmup,
-                                         rng=rng_adv, **adv_kw)]
+                                         rng=rng_adv, ramp_epochs=adv_ramp, **adv_kw)]
         if monitor_n > 0:
             # PGD-10 accuracy on held-out validation images after every epoch; keep the best epoch.
             im = stratified_subset(y_val, min(monitor_n, y_val.size))
@@ -488,7 +493,7 @@ def main(argv=None):
             "flipped_at_eps_confusion": int(flips.size),
         },
         "adversarial_training": {"attack": adv_attack, "recipe": adv_text, "eps": eps_train, "ratio": ratio,
-                                 "options": adv_kw, "epochs": adv_epochs, "epochs_run": len(history_r["loss"]),
+                                 "options": adv_kw, "eps_ramp_epochs": adv_ramp, "epochs": adv_epochs, "epochs_run": len(history_r["loss"]),
                                  "warmup_epochs": warmup, "init": args.adv_init,
                                  "early_stopping": ({"monitor": "PGD-10 accuracy", "n_val": int(min(monitor_n, y_val.size)),
                                                      "patience": args.patience, "best_epoch": best_epoch}
@@ -588,7 +593,7 @@ Perturbed images at every eps (rows) with the model's prediction (red: wrong):
 Adversarial training: in every batch a fraction {ratio} of the images is replaced by adversarial
 examples, {adv_text} (made with the current weights, eval mode), Adam with peak lr {adv_lr}
 (warm-up over {100 * cfg["adv_warmup_frac"]:.0f}% of the steps, then cosine decay), up to {adv_epochs} epoch(s)
-({warmup} of them clean warm-up epochs before the attack starts),
+({warmup} of them clean warm-up epochs before the attack starts; eps ramped up linearly from 0 over the first {adv_ramp:g} adversarial epoch(s)),
 {'from a fresh model' if args.adv_init == 'scratch' else 'starting from the standard model'};
 {len(history_r['loss'])} epoch(s) run in {t_train_r.seconds:.0f} s.
 {early_text}
