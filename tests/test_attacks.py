@@ -615,3 +615,32 @@ def test_fgsm_rs_is_pgd_with_one_step_from_a_random_start(toy):
     # a step of 1.25 eps from a start inside the box ends on the box's faces for most pixels
     inner = (x > 0.1) & (x < 0.9)
     assert np.mean(np.isclose(np.abs(d[inner]), 0.1, atol=1e-6)) > 0.5
+
+
+def test_adversarial_training_eps_ramp(toy):
+    """ramp_epochs: eps (and the step) grow linearly from 0 to eps, batch by batch."""
+    model, x, y = toy
+    model = copy.deepcopy(model).train()
+    cb = AdversarialTraining("pgd", eps=0.2, ramp_epochs=2, rng=0, steps=2, step_size=0.1, start_epoch=1)
+    trainer = types.SimpleNamespace(model=model, rng=np.random.default_rng(0), steps_per_epoch=4)
+    seen = []
+    for epoch in range(4):
+        cb.on_epoch_begin(trainer, epoch)
+        for b in range(4):
+            xa, _ = cb.on_train_batch_begin(trainer, b, x, y)
+            seen.append(cb.current_eps)
+            assert np.abs(xa - x).max() <= cb.current_eps + SLACK
+    expected = [0.0] * 4 + [0.2 * k / 8 for k in range(8)] + [0.2] * 4   # epoch 0 clean (start_epoch=1)
+    np.testing.assert_allclose(seen, expected, atol=1e-12)
+    assert cb.ramp_factor(5, 0, 4) == 1.0
+    # halfway through the ramp, the batch equals the attack at half eps with half the step
+    cb.on_epoch_begin(trainer, 2)
+    xa, _ = cb.on_train_batch_begin(trainer, 0, x, y)
+    cb2 = AdversarialTraining("pgd", eps=0.1, rng=0, steps=2, step_size=0.05)
+    cb.rng, cb2.rng = np.random.default_rng(5), np.random.default_rng(5)
+    xa, _ = cb.on_train_batch_begin(trainer, 0, x, y)
+    xb, _ = cb2.on_train_batch_begin(trainer, 0, x, y)
+    assert cb.current_eps == pytest.approx(0.1) and np.array_equal(xa, xb)
+    for bad in (-1, "2", True):
+        with pytest.raises(ValueError):
+            AdversarialTraining("fgsm", eps=0.1, ramp_epochs=bad)
