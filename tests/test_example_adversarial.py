@@ -90,9 +90,9 @@ def test_adversarial_mnist_quick(tmp_path):
                 "confusion_matrix_adv", "comparison", "confusion_matrix_robust_adv", "misclassified_robust"):
         assert fig in m["figures"], f"figure {fig} missing"
     assert "data set: mnist" in p.stdout
-    # MNIST defaults: Madry et al.'s eps 0.3, FGSM-RS training early-stopped on PGD accuracy
+    # MNIST defaults: Madry et al.'s eps 0.3, PGD training early-stopped on PGD accuracy
     at = m["adversarial_training"]
-    assert at["attack"] == "fgsm-rs" and at["eps"] == 0.3 and at["ratio"] == 1.0
+    assert at["attack"] == "pgd" and at["eps"] == 0.3 and at["ratio"] == 1.0
     assert at["early_stopping"]["best_epoch"] == 0 and at["early_stopping"]["n_val"] > 0
     assert "val_pgd_acc" in m["history_robust"]
     # --load-standard skips Part 1's training and reproduces the run from the saved model
