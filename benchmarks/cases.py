@@ -372,17 +372,23 @@ def run_kernels(cfg, torch):
     rm, rv = np.zeros(32, np.float32), np.ones(32, np.float32)
     d = rng.standard_normal(shape, dtype=np.float32)
 
-    def bn_nn():
-        out, c = F.batchnorm_forward(x, gamma, beta, True, rm, rv, 1e-5)
-        return F.batchnorm_backward(d, c)
-    cont = {"nnlite": bn_nn}
+    # in a model, batch norm follows a conv: its input (and dout) are channel-last in memory
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    d_cl = np.ascontiguousarray(d.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def bn_nn(xx, dd):
+        out, c = F.batchnorm_forward(xx, gamma, beta, True, rm, rv, 1e-5)
+        return F.batchnorm_backward(dd, c)
+    cont = {"nnlite": lambda: bn_nn(x_cl, d_cl), "nnlite NCHW input": lambda: bn_nn(x, d)}
     if torch is not None:
         rmt, rvt = torch.zeros(32), torch.ones(32)
         cont["torch"] = torch_pair(lambda t, g, bb: f.batch_norm(t, rmt, rvt, g, bb, training=True),
                                    [x, gamma, beta], d)
     cmp = compare("batchnorm2d", cont, repeats=cfg.repeats, target_s=cfg.target_s)
-    rows.append(_row("kernels", "batchnorm2d train (128,32,28,28) fwd+bwd", cmp,
-                     {"nnlite/torch": _ratio(cmp, "nnlite", "torch")} if torch is not None else {}))
+    ratios = {"nnlite NCHW/nnlite": _ratio(cmp, "nnlite NCHW input", "nnlite")}
+    if torch is not None:
+        ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
+    rows.append(_row("kernels", "batchnorm2d train (128,32,28,28) fwd+bwd", cmp, ratios))
 
     # softmax cross-entropy
     for n, c in ([(128, 10), (512, 1000)] if not cfg.quick else [(512, 1000)]):
