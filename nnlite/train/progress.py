@@ -14,6 +14,7 @@ Two styles, chosen per stream:
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 
@@ -151,7 +152,7 @@ class ProgressBar(Callback):
         extra = [k for k in logs if k not in ("loss", "acc", "val_loss", "val_acc", "lr", "epoch_time")]
         for key in ["loss", "acc", "val_loss", "val_acc"] + extra:   # extra: metrics added by callbacks
             v = logs.get(key, math.nan)
-            if not isinstance(v, (int, float)):
+            if not isinstance(v, numbers.Real):   # e.g. a callback's non-numeric entry
                 continue
             if v is not None and not math.isnan(v):
                 parts.append(f"{key} {_fmt(v)}")
