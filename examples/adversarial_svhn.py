@@ -434,12 +434,9 @@ def main(argv=None):
             # Part 2.1: correct before / wrong after, perturbation, adversarial confusion matrix
             flips = np.flatnonzero((adv_std.pred_clean == ya) & (adv_std.pred_adv != ya))
             if flips.size:
-                try:   # re-attacks these images (same FGSM, so the same flips)
-                    attacks.plot_adversarial_pairs(model, xa[flips[:8]], ya[flips[:8]], eps_cm,
-                                                   out / "adversarial_pairs.png", class_names=names)
-                    figures["pairs"] = "adversarial_pairs.png"
-                except ValueError as e:
-                    print(f"note: no pairs figure ({e})")
+                # the FGSM result already computed: its first 8 flips, no second attack
+                attacks.plot_adversarial_pairs(model, xa, ya, eps_cm, fig("pairs", "adversarial_pairs.png"),
+                                               max_pairs=8, class_names=names, result=adv_std)
                 k = flips[:8]
                 attacks.plot_perturbation(xa[k], adv_std.x_adv[k], fig("perturbation", "perturbation.png"),
                                           labels=[f"{names[ya[i]]}->{names[adv_std.pred_adv[i]]}" for i in k])
