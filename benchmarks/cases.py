@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnlite import functional as F
+from nnlite import parallel
 from nnlite.functional import conv as conv_mod
 from nnlite.functional import reference as ref
 
@@ -135,12 +136,13 @@ def _layout(a):
 
 def _record_gemms(conv_fn):
     """The GEMM calls ``conv_fn()`` makes through ``nnlite.functional.conv._gemm`` (the only
-    place its kernels multiply matrices), as [(a layout, b layout, out layout)], layout =
-    (shape, strides, dtype)."""
+    place its kernels multiply matrices), as [(where, a layout, b layout, out layout)], layout =
+    (shape, strides, dtype), where = (parallel region, worker) for calls made by the workers of
+    ``nnlite.parallel.run_chunks`` (single-threaded BLAS), None for calls made outside."""
     calls, real = [], conv_mod._gemm
 
     def recording(a, b, out):
-        calls.append((_layout(a), _layout(b), _layout(out)))
+        calls.append((parallel.current_worker(), _layout(a), _layout(b), _layout(out)))
         return real(a, b, out)
     conv_mod._gemm = recording
     try:
@@ -163,23 +165,49 @@ def _strided_like(layout, rng):
 def _conv_gemm_calls(conv_fn):
     """A zero-argument function making exactly the GEMM calls of ``conv_fn`` (nnlite's conv
     forward + backward), recorded from a real run: same shapes, same operand layouts
-    (transposed, sliced), in the same order, on preallocated arrays, one set per distinct
-    layout, reused by every call with that layout (as the conv's workspaces are), and its
-    FLOP count."""
+    (transposed, sliced), in the same order, on preallocated arrays (one set per distinct
+    layout and thread, reused by every call with that layout, as the conv's workspaces are),
+    and its FLOP count. Calls the conv made inside a parallel region are replayed the same
+    way: each worker's calls, in its order, on as many threads through
+    ``nnlite.parallel.run_chunks`` (so with single-threaded BLAS); calls made outside are
+    replayed outside (BLAS's own threads)."""
     calls = _record_gemms(conv_fn)
     rng = _rng(2)
     arrays = {}
 
-    def get(layout, role):
-        if (role, layout) not in arrays:
-            arrays[(role, layout)] = _strided_like(layout, rng)
-        return arrays[(role, layout)]
-    replay = [(get(a, "a"), get(b, "b"), get(o, "out")) for a, b, o in calls]
+    def get(layout, role, worker):
+        key = (role, layout, worker)
+        if key not in arrays:
+            arrays[key] = _strided_like(layout, rng)
+        return arrays[key]
+    steps = []                     # [(None, [calls]) | (region, {worker: [calls]})], in order
+    for where, a, b, o in calls:
+        worker = None if where is None else where[1]
+        call = (get(a, "a", worker), get(b, "b", worker), get(o, "out", worker))
+        region = None if where is None else where[0]
+        if not steps or steps[-1][0] != region:
+            steps.append((region, {}))
+        steps[-1][1].setdefault(worker, []).append(call)
+    plan = []
+    for region, by_worker in steps:
+        if region is None:
+            plan.append((None, by_worker[None]))
+        else:
+            plan.append((region, [by_worker[w] for w in sorted(by_worker)]))
+
+    def replay(worker, lists):
+        for lst in lists:
+            for a, b, o in lst:
+                np.matmul(a, b, out=o)
 
     def gemms():
-        for a, b, o in replay:
-            np.matmul(a, b, out=o)
-    flops = sum(2.0 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in replay)
+        for region, work in plan:
+            if region is None:
+                for a, b, o in work:
+                    np.matmul(a, b, out=o)
+            else:
+                parallel.run_chunks(replay, work, threads=len(work))
+    flops = sum(2.0 * a[0][0] * a[0][1] * b[0][1] for _, a, b, _ in calls)
     return gemms, flops
 
 
@@ -190,12 +218,19 @@ PROFILED = {"GEMM": "_gemm", "patches": "_patches", "dx scatter": "_scatter_add"
 def conv_profile(conv_fn, target_s=0.3):
     """Where the time of ``conv_fn()`` (a conv forward + backward) goes: calls it repeatedly
     for about ``target_s`` with timers around the conv module's GEMM, patch-building and
-    dx-scatter helpers. -> {"total_ms", "GEMM_ms", "patches_ms", "dx scatter_ms", "other_ms"}
-    per call; other = bias add, db GEMV, dW accumulation, zero fill of dx chunks, result
+    dx-scatter helpers, and around each worker of its parallel regions. Times are summed
+    over threads ("thread time": the workers' busy time plus the caller's time outside the
+    regions), so the shares add up whatever the thread count. -> per call:
+    {"total_ms" (wall), "threads_ms" (thread time), "GEMM_ms", "patches_ms", "dx scatter_ms",
+    "other_ms"}; other = bias, db GEMV, dW accumulation, zero fill of dx chunks, result
     allocation, Python overhead (and the timers' own ~1 us per helper call)."""
+    import threading
     import time
+    lock = threading.Lock()
     spent = {k: 0.0 for k in PROFILED}
+    spent_regions = {"busy": 0.0, "wall": 0.0}
     real = {k: getattr(conv_mod, name) for k, name in PROFILED.items()}
+    real_run = conv_mod.run_chunks
 
     def timed(key, fn):
         def wrapper(*args, **kw):
@@ -203,11 +238,29 @@ def conv_profile(conv_fn, target_s=0.3):
             try:
                 return fn(*args, **kw)
             finally:
-                spent[key] += time.perf_counter() - t0
+                dt = time.perf_counter() - t0
+                with lock:
+                    spent[key] += dt
         return wrapper
+
+    def timed_run(work, chunks, threads=None):
+        def timed_work(worker, items):
+            t0 = time.perf_counter()
+            try:
+                return work(worker, items)
+            finally:
+                dt = time.perf_counter() - t0
+                with lock:
+                    spent_regions["busy"] += dt
+        t0 = time.perf_counter()
+        try:
+            return real_run(timed_work, chunks, threads)
+        finally:
+            spent_regions["wall"] += time.perf_counter() - t0
     conv_fn()
     for k, name in PROFILED.items():
         setattr(conv_mod, name, timed(k, real[k]))
+    conv_mod.run_chunks = timed_run
     try:
         calls, t0 = 0, time.perf_counter()
         while calls < 2 or time.perf_counter() - t0 < target_s:
@@ -217,9 +270,11 @@ def conv_profile(conv_fn, target_s=0.3):
     finally:
         for k, name in PROFILED.items():
             setattr(conv_mod, name, real[k])
-    out = {"total_ms": total / calls * 1e3}
+        conv_mod.run_chunks = real_run
+    thread_time = total - spent_regions["wall"] + spent_regions["busy"]
+    out = {"total_ms": total / calls * 1e3, "threads_ms": thread_time / calls * 1e3}
     out.update({f"{k}_ms": v / calls * 1e3 for k, v in spent.items()})
-    out["other_ms"] = out["total_ms"] - sum(v / calls * 1e3 for v in spent.values())
+    out["other_ms"] = out["threads_ms"] - sum(v / calls * 1e3 for v in spent.values())
     return out
 
 
@@ -297,6 +352,7 @@ def run_conv(cfg, torch, peak_flops):
             "gemm_share": {"min": cfb.ratio("gemm", "nnlite", "min"),
                            "median": cfb.ratio("gemm", "nnlite", "median")},
             "gemm_calls": len(_record_gemms(nn_both)),
+            "threads": parallel.num_threads(),
             "profile_ms": conv_profile(nn_both, target_s=max(0.1, 3 * cfg.target_s)),
             "fraction_of_peak": {"conv_fwd_bwd": conv_flops / t_conv.min / peak_flops,
                                  "its_gemms": conv_flops / cfb.timings["gemm"].min / peak_flops},

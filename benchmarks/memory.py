@@ -52,12 +52,18 @@ def measure(framework: str, model: str, batch: int = 128, use_tracemalloc: bool 
         warm, _ = models.torch_step_fn(model, torch, n=2)
         step, _ = models.torch_step_fn(model, torch, n=batch)
     else:
+        from nnlite import parallel
+        # as during Trainer.fit: inside a threads() block (workers' workspaces count too)
+        block = parallel.threads()
+        result_threads = block.__enter__()
         warm, _ = models.nnlite_step_fn(model, n=2)
         step, _ = models.nnlite_step_fn(model, n=batch)
     warm()
     del warm
     gc.collect()
     result = {"framework": framework, "model": model, "batch": batch}
+    if framework != "torch":
+        result["nnlite_threads"] = result_threads
     before = _status()
     reset = _reset_peak()
     if use_tracemalloc:

@@ -2,8 +2,10 @@
 keeps every activation, every gradient and every parameter float32: no float64 creeps in
 (a float64 temporary would double the memory traffic of every kernel it touches)."""
 import numpy as np
+import pytest
 
 import nnlite.nn as nn
+from nnlite import parallel
 from nnlite.losses import SoftmaxCrossEntropy
 
 
@@ -28,7 +30,16 @@ def sgd_update(model, lr):
     return "nnlite.optim.SGD"
 
 
-def test_fmnist_cnn_training_step_stays_float32():
+@pytest.mark.parametrize("threads", [1, 2], ids=["sequential", "two-workers"])
+def test_fmnist_cnn_training_step_stays_float32(threads, monkeypatch):
+    from nnlite.functional import conv as conv_mod
+    monkeypatch.setattr(conv_mod, "CHUNK_MIN_ROWS", 0)       # several chunks per worker
+    monkeypatch.setattr(conv_mod, "CHUNK_BYTES", 1)
+    with parallel.threads(threads):
+        _check_step_dtypes()
+
+
+def _check_step_dtypes():
     rng = np.random.default_rng(0)
     model = fmnist_cnn(rng)
     x = rng.random((8, 1, 28, 28), dtype=np.float32)

@@ -388,3 +388,38 @@ def test_regression_targets_give_nan_accuracy():
     assert h["loss"][-1] < h["loss"][0]
     assert all(math.isnan(a) for a in h["acc"])
     assert math.isnan(tr.evaluate(x, t)["acc"])
+
+
+def test_fit_on_two_worker_threads_matches_sequential():
+    """Trainer(threads=2) runs the kernels' chunks on two workers (nnlite.parallel): the same
+    seeded run gives the same history as threads=1, up to float32 summation order."""
+    from nnlite import parallel
+    from nnlite.functional import conv as conv_mod
+    from nnlite.losses import SoftmaxCrossEntropy
+    from nnlite.optim import SGD
+
+    def run(threads):
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(4, 6, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(6 * 4 * 4, 3, rng=rng))
+        x = rng.standard_normal((40, 1, 8, 8)).astype(np.float32)
+        y = rng.integers(0, 3, 40)
+        tr = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), batch_size=16,
+                     rng=1, progress=False, threads=threads)
+        hist = tr.fit(x, y, epochs=3, val_split=0.2)
+        return hist, tr.evaluate(x, y)
+    old = conv_mod.CHUNK_MIN_ROWS, conv_mod.CHUNK_BYTES
+    conv_mod.CHUNK_MIN_ROWS, conv_mod.CHUNK_BYTES = 0, 1     # one image per chunk
+    try:
+        h1, e1 = run(1)
+        h2, e2 = run(2)
+    finally:
+        conv_mod.CHUNK_MIN_ROWS, conv_mod.CHUNK_BYTES = old
+    assert np.allclose(h1["loss"], h2["loss"], rtol=1e-4)
+    assert np.allclose(h1["val_loss"], h2["val_loss"], rtol=1e-4)
+    assert abs(e1["loss"] - e2["loss"]) < 1e-4 * max(1.0, e1["loss"])
+    assert parallel.num_threads() == 1                         # the block ended with fit
+    lin = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="threads"):
+        Trainer(lin, SoftmaxCrossEntropy(), SGD(lin.parameters(), lr=0.1), threads=0)

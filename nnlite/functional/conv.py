@@ -50,6 +50,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..parallel import run_chunks
+
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
 CHUNK_BYTES = 1 << 20
@@ -72,6 +74,7 @@ BIAS_IN_GEMM = True
 
 #: The workspaces are dropped (and re-created on demand) when they exceed this in total.
 WORKSPACE_MAX_BYTES = 64 << 20
+
 
 _ws = threading.local()
 
@@ -261,11 +264,13 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
         ones = b is not None and BIAS_IN_GEMM
         if ones:
             w_k = np.concatenate([w_k, b[None, :]])                       # (k + 1, C_out)
-        for n0, n1 in chunks:
-            rows = out[n0:n1].reshape(-1, g.c_out)
-            _gemm(_patches(x, n0, n1, g, m, ones), w_k, rows)
-            if b is not None and not ones:
-                rows += b                                  # while the rows are in cache
+        def forward_chunks(worker, my_chunks):
+            for n0, n1 in my_chunks:
+                rows = out[n0:n1].reshape(-1, g.c_out)
+                _gemm(_patches(x, n0, n1, g, m, ones), w_k, rows)
+                if b is not None and not ones:
+                    rows += b                              # while the rows are in cache
+        run_chunks(forward_chunks, chunks)
     cache = (x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw))
     return out.transpose(0, 3, 1, 2), cache
 
@@ -300,14 +305,27 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
         m, chunks = _chunk_plan(g, dt.itemsize)
         w_t = _input_grad_weights(w, g)
         ones = db is not None and BIAS_IN_GEMM
-        if ones:                                     # the dW GEMM's extra last row is db
-            dw_t = np.empty((g.k + 1, g.c_out), dtype=dt)
-        for n0, n1 in chunks:
-            drows = _dout_rows(dh, n0, n1, g, m)
-            if need_weight_grad:
-                _weight_grad_chunk(x, drows, n0, n1, g, m, dw_t, None if ones else db)
-            if need_input_grad:
-                _input_grad_chunk(drows, w_t, dx[n0:n1], g, m)
+        dw_rows = g.k + 1 if ones else g.k           # the dW GEMM's extra last row is db
+
+        def backward_chunks(worker, my_chunks):
+            # this worker's partial sums of dW^T (and db), over its own chunks, in order
+            part_dw = np.empty((dw_rows, g.c_out), dtype=dt) if need_weight_grad else None
+            part_db = np.zeros(g.c_out, dtype=dt) if db is not None and not ones else None
+            for c, (n0, n1) in enumerate(my_chunks):
+                drows = _dout_rows(dh, n0, n1, g, m)
+                if need_weight_grad:
+                    _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0)
+                if need_input_grad:
+                    _input_grad_chunk(drows, w_t, dx[n0:n1], g, m)
+            return part_dw, part_db
+        parts = run_chunks(backward_chunks, chunks)
+        if need_weight_grad:                         # combined in worker order: deterministic
+            dw_t = parts[0][0]
+            for part_dw, part_db in parts[1:]:
+                dw_t += part_dw
+            if db is not None and not ones:
+                for _, part_db in parts:
+                    db += part_db
         if ones:
             db[...] = dw_t[g.k]
             dw_t = dw_t[:g.k]
@@ -331,14 +349,14 @@ def _dout_rows(dh, n0, n1, g: Geometry, m):
     return d.reshape(-1, g.c_out)
 
 
-def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db):
-    """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned for the first chunk, n0 == 0).
+def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first):
+    """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned when ``first``).
 
     dw_t: (kh*kw*C_in, C_out), or (kh*kw*C_in + 1, C_out) when the patches carry the column
     of ones (``BIAS_IN_GEMM``: the last row collects db); else db (C_out,) += ones @ drows
     (a GEMV) when db is given."""
     cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
-    if n0 == 0:
+    if first:
         _gemm(cols.T, drows, dw_t)
     else:
         part = _workspace("dw", dw_t.shape, dw_t.dtype)

@@ -33,6 +33,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from .. import parallel
 from .._checks import as_generator
 from ..data.preprocess import stratified_split as _stratified_split
 from ..nn.module import Module
@@ -159,6 +160,10 @@ class Trainer:
     schedule_interval: ``"epoch"`` or ``"step"``.
     eval_batch_size: default batch size for `evaluate`, `predict*` and validation
         (default: ``max(batch_size, 256)``).
+    threads: worker threads for the kernels during ``fit``, ``evaluate`` and ``predict*``
+        (a ``nnlite.parallel.threads`` block: chunks of each batch on that many cores, BLAS
+        single-threaded meanwhile); default ``None`` = ``nnlite.parallel.default_num_threads()``
+        (BLAS's thread count when threadpoolctl is installed, else 1); 1 = sequential.
 
     Attributes during ``fit`` (read by callbacks): ``epoch`` (current 0-based epoch),
     ``epochs``, ``steps_per_epoch``, ``num_samples``, ``stop_training``, ``history``.
@@ -167,7 +172,7 @@ class Trainer:
     def __init__(self, model, loss, optimizer, schedule=None, callbacks: Sequence[Callback] = (),
                  batch_size: int = 128, rng=0, transform=None, grad_clip: Optional[float] = None,
                  progress="auto", l2: float = 0.0, schedule_interval: str = "epoch",
-                 eval_batch_size: Optional[int] = None):
+                 eval_batch_size: Optional[int] = None, threads: Optional[int] = None):
         if not isinstance(model, Module):
             raise TypeError(f"model must be an nnlite Module, got {type(model).__name__}")
         for attr in ("forward", "backward"):
@@ -194,6 +199,8 @@ class Trainer:
             grad_clip = float(grad_clip)
         if not isinstance(l2, numbers.Real) or not l2 >= 0:
             raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
+        if threads is not None:
+            threads = _positive_int(threads, "threads")
         cbs = list(callbacks)
         for i, cb in enumerate(cbs):
             if not isinstance(cb, Callback):
@@ -221,6 +228,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.l2 = float(l2)
         self.schedule_interval = schedule_interval
+        self.threads = threads
         self.history = History()
         self.stop_training = False
         self.epoch = 0
@@ -313,20 +321,24 @@ class Trainer:
             self.history.truncate(initial_epoch)
 
         try:
-            self._call("on_train_begin")
-            for epoch in range(int(initial_epoch), int(epochs)):
-                self.epoch = epoch
-                logs = self._run_epoch(x, y, xv, yv, epoch)
-                self.history.append(epoch, logs)
-                self._call("on_epoch_end", epoch, logs)
-                if self.stop_training:
-                    break
-            self._call("on_train_end")
+            with parallel.threads(self.threads):
+                self._fit_epochs(x, y, xv, yv, initial_epoch, epochs)
         except BaseException:
             if self.progress_bar is not None:
                 self.progress_bar.abort()  # end a half-drawn bar line before the traceback
             raise
         return self.history
+
+    def _fit_epochs(self, x, y, xv, yv, initial_epoch, epochs):
+        self._call("on_train_begin")
+        for epoch in range(int(initial_epoch), int(epochs)):
+            self.epoch = epoch
+            logs = self._run_epoch(x, y, xv, yv, epoch)
+            self.history.append(epoch, logs)
+            self._call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        self._call("on_train_end")
 
     def _run_epoch(self, x, y, xv, yv, epoch) -> Dict[str, float]:
         t0 = time.perf_counter()
@@ -405,7 +417,7 @@ class Trainer:
         x, _ = _check_xy(x, None)
         bs = self.eval_batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         outs = []
-        with _Modes(self.model, training=False):
+        with _Modes(self.model, training=False), parallel.threads(self.threads):
             for start in range(0, x.shape[0], bs):
                 outs.append(np.array(self.model.forward(x[start:start + bs]), copy=True))
         if not outs:
@@ -438,7 +450,7 @@ class Trainer:
             raise ValueError(f"x holds no samples (shape {x.shape})")
         bs = self.eval_batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         loss_sum, correct, labels = 0.0, 0, True
-        with _Modes(self.model, training=False):
+        with _Modes(self.model, training=False), parallel.threads(self.threads):
             for start in range(0, x.shape[0], bs):
                 xb, yb = x[start:start + bs], y[start:start + bs]
                 out = self.model.forward(xb)
