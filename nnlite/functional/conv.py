@@ -36,8 +36,11 @@ Every matrix product of the kernels goes through ``_gemm`` (and only those), eve
 build through ``_patches``, every dx addition through ``_scatter_add``: the benchmark wraps
 them to record the GEMM calls and to profile where the time goes.
 
-Cache: ``(x, w, has_bias, stride, pad)``, the input itself (no copy; usually alive anyway as
-the previous layer's output). The channel-first ``im2col``/``col2im`` of the first version are
+Cache: ``(x, w, has_bias, stride, pad, kept)``: the input itself (no copy; usually alive
+anyway as the previous layer's output) and, for first layers only (``_transposed_patches``:
+patch length <= ``TRANSPOSED_PATCHES_MAX_K``, so at most that many times the input's size),
+the forward's transposed patch matrix, which backward reuses instead of rebuilding it;
+``kept`` is None otherwise. The channel-first ``im2col``/``col2im`` of the first version are
 kept as public utilities.
 
 Output size: Ho = (H + 2*ph - kh) // sh + 1, Wo likewise.
@@ -57,8 +60,10 @@ from ..parallel import run_chunks
 CHUNK_BYTES = 1 << 20
 
 #: ... but at least this many output rows per chunk (when the batch has them): GEMMs with
-#: fewer rows run below BLAS speed (a 5x5 32->64 14x14 layer has ~200 rows per image).
-CHUNK_MIN_ROWS = 1024
+#: fewer rows run below BLAS speed (a 5x5 32->64 14x14 layer has ~200 rows per image), and
+#: every chunk costs ~11 GEMM calls (2048 measured slightly faster than 1024 on 32x32 images
+#: with two workers, and never slower on the benchmark's other shapes).
+CHUNK_MIN_ROWS = 2048
 
 #: dx: a single GEMM for all kernel offsets when kh*kw*C_in is at most this (first layers, one
 #: input channel): kh*kw tiny GEMMs with N = C_in = 1 would be mostly BLAS call overhead.
@@ -67,6 +72,13 @@ DX_ONE_GEMM_MAX_COLS = 25
 #: Patch building: one copy per kernel offset (instead of one copy of the 6-D window view)
 #: when kw*C_in is at most this: the window view's contiguous runs are only kw*C_in long.
 PATCH_PER_OFFSET_MAX_RUN = 6
+
+#: First layers (patch length kh*kw*C_in at most this, e.g. 1 or 3 input channels): the patch
+#: matrix is built TRANSPOSED, (kh*kw*C_in, rows), from a channel-first padded copy of the
+#: images: one copy per kernel offset whose contiguous runs are image rows (Wo values), instead
+#: of runs of kw*C_in values; the GEMMs take it transposed (no copy) and dx's per-offset
+#: products come out as rows too (see ``_patches`` and ``_input_grad_chunk``).
+TRANSPOSED_PATCHES_MAX_K = 32
 
 #: The bias rides in the GEMMs: the patch workspace has an extra column of ones, W_k an extra
 #: row b, so the forward GEMM adds the bias and the dW GEMM's extra row is db.
@@ -189,7 +201,11 @@ def _last_column_ones(a):
     a[:, -1] = 1
 
 
-def _patches(x, n0, n1, g: Geometry, m, ones=False):
+def _last_row_ones(a):
+    a[-1] = 1
+
+
+def _patches(x, n0, n1, g: Geometry, m, ones=False, out=None):
     """Patch matrix of images n0..n1-1 of ``x`` (N, C, H, W, any memory layout):
     (k*Ho*Wo, kh*kw*C) with k = n1 - n0, rows (image, y, x), columns (i, j, c), and with
     ``ones`` a last column of ones (k*Ho*Wo, kh*kw*C + 1). Lives in a workspace (valid until
@@ -198,8 +214,11 @@ def _patches(x, n0, n1, g: Geometry, m, ones=False):
     The images are copied zero padded and channel-last into a workspace whose border is
     zero since its creation (only its interior is ever written), then one copy of a strided
     window view of it fills the patch workspace (or one copy per kernel offset when the
-    window view's contiguous runs, kw*C, are short)."""
+    window view's contiguous runs, kw*C, are short). First layers (``_transposed_patches``)
+    get the transposed matrix instead, (kh*kw*C [+ 1], k*Ho*Wo): ``_patches_transposed``."""
     k = n1 - n0
+    if _transposed_patches(g):
+        return _patches_transposed(x, n0, n1, g, m, ones, out)
     xh = x.transpose(0, 2, 3, 1)[n0:n1]                                      # (k, H, W, C)
     if g.ph or g.pw:
         xp = _workspace(("padded", g.ph, g.pw), (m, g.h + 2 * g.ph, g.w + 2 * g.pw, g.c_in),
@@ -222,6 +241,33 @@ def _patches(x, n0, n1, g: Geometry, m, ones=False):
                          strides=(s_n, s_h * g.sh, s_w * g.sw, s_h, s_w, s_c))
         np.copyto(cols, win)
     return mat
+
+
+def _transposed_patches(g: Geometry) -> bool:
+    """First-layer geometry: the patch matrix is built transposed (``TRANSPOSED_PATCHES_MAX_K``)."""
+    return g.k <= TRANSPOSED_PATCHES_MAX_K and not g.is_pointwise()
+
+
+def _patches_transposed(x, n0, n1, g: Geometry, m, ones=False, out=None):
+    """Transposed patch matrix of images n0..n1-1: (kh*kw*C [+ 1 row of ones], k*Ho*Wo), rows
+    (i, j, c) as the columns of ``_patches``, columns (image, y, x). The images are copied zero
+    padded and channel-FIRST into a workspace (border zero since creation); then one copy of
+    the (kh, kw, C, k, Ho, Wo) strided window view of it: contiguous runs of Wo values
+    (instead of kw*C for the channel-last matrix)."""
+    k, rows = n1 - n0, (n1 - n0) * g.ho * g.wo
+    xp = _workspace(("padded-cf", g.ph, g.pw), (g.c_in, m, g.h + 2 * g.ph, g.w + 2 * g.pw),
+                    x.dtype, init=_zero)[:, :k]
+    xp[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w] = x[n0:n1].transpose(1, 0, 2, 3)
+    if out is None:
+        mat = _workspace("patchesT+1" if ones else "patchesT", (g.k + ones, m * g.ho * g.wo),
+                         x.dtype, init=_last_row_ones if ones else None)
+    else:                                  # (k [+1], rows) view of a caller's array (ones set)
+        mat = out
+    t = mat[:g.k, :rows].reshape(g.kh, g.kw, g.c_in, k, g.ho, g.wo)
+    s_c, s_n, s_h, s_w = xp.strides
+    np.copyto(t, as_strided(xp, shape=t.shape, writeable=False,
+                            strides=(s_h, s_w, s_c, s_n, s_h * g.sh, s_w * g.sw)))
+    return mat[:, :rows]
 
 
 def _offset_range(i, pad, stride, size, out_size):
@@ -252,6 +298,7 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
     ``out`` is a fresh array stored channel-last (see the module docstring); index it as NCHW.
     """
     g = _geometry(x.shape, w.shape, stride, pad)
+    kept = None                                  # first layers' patches, kept for backward
     w_k = w.transpose(2, 3, 1, 0).reshape(g.k, g.c_out)                 # rows (i, j, c)
     out = np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)           # NHWC
     xh = x.transpose(0, 2, 3, 1)
@@ -262,16 +309,25 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
     else:
         m, chunks = _chunk_plan(g, x.itemsize)
         ones = b is not None and BIAS_IN_GEMM
+        transposed = _transposed_patches(g)
         if ones:
             w_k = np.concatenate([w_k, b[None, :]])                       # (k + 1, C_out)
+        if transposed:      # first layers: keep the (small) transposed patches for backward
+            kept = np.empty((g.k + ones, g.n * g.ho * g.wo), dtype=x.dtype)
+            if ones:
+                kept[-1] = 1
+        per_image = g.ho * g.wo
+
         def forward_chunks(worker, my_chunks):
             for n0, n1 in my_chunks:
                 rows = out[n0:n1].reshape(-1, g.c_out)
-                _gemm(_patches(x, n0, n1, g, m, ones), w_k, rows)
+                into = kept[:, n0 * per_image:n1 * per_image] if kept is not None else None
+                cols = _patches(x, n0, n1, g, m, ones, out=into)
+                _gemm(cols.T if transposed else cols, w_k, rows)
                 if b is not None and not ones:
                     rows += b                              # while the rows are in cache
         run_chunks(forward_chunks, chunks)
-    cache = (x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw))
+    cache = (x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), kept)
     return out.transpose(0, 3, 1, 2), cache
 
 
@@ -285,15 +341,18 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     to skip that part; the skipped result is returned as None. ``dx`` is a fresh array stored
     channel-last, like the forward output.
     """
-    x, w, has_bias, stride, pad = cache
+    x, w, has_bias, stride, pad, kept = cache
     g = _geometry(x.shape, w.shape, stride, pad)
     dt = dout.dtype
     dh = dout.transpose(0, 2, 3, 1)                                     # (N, Ho, Wo, C_out)
     xh = x.transpose(0, 2, 3, 1)
-    dx = np.empty((g.n, g.h, g.w, g.c_in), dtype=dt) if need_input_grad else None
+    pointwise = g.is_pointwise() and xh.flags.c_contiguous and dh.flags.c_contiguous
+    transposed = not pointwise and _transposed_patches(g)      # first layers: dx channel-first
+    dx_shape = (g.n, g.c_in, g.h, g.w) if transposed else (g.n, g.h, g.w, g.c_in)
+    dx = np.empty(dx_shape, dtype=dt) if need_input_grad else None
     dw_t = np.empty((g.k, g.c_out), dtype=dt) if need_weight_grad else None
     db = np.zeros(g.c_out, dtype=dt) if need_weight_grad and has_bias else None
-    if g.is_pointwise() and xh.flags.c_contiguous and dh.flags.c_contiguous:
+    if pointwise:
         dmat = dh.reshape(-1, g.c_out)
         if need_weight_grad:
             _gemm(xh.reshape(-1, g.c_in).T, dmat, dw_t)
@@ -314,7 +373,8 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
             for c, (n0, n1) in enumerate(my_chunks):
                 drows = _dout_rows(dh, n0, n1, g, m)
                 if need_weight_grad:
-                    _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0)
+                    _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0,
+                                       kept=kept)
                 if need_input_grad:
                     _input_grad_chunk(drows, w_t, dx[n0:n1], g, m)
             return part_dw, part_db
@@ -332,7 +392,7 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     dw = None
     if need_weight_grad:
         dw = np.ascontiguousarray(dw_t.reshape(g.kh, g.kw, g.c_in, g.c_out).transpose(3, 2, 0, 1))
-    if dx is not None:
+    if dx is not None and not transposed:
         dx = dx.transpose(0, 3, 1, 2)
     return dx, dw, db
 
@@ -349,18 +409,23 @@ def _dout_rows(dh, n0, n1, g: Geometry, m):
     return d.reshape(-1, g.c_out)
 
 
-def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first):
-    """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned when ``first``).
+def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first, kept=None):
+    """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned when ``first``); the patches are
+    rebuilt, or taken from ``kept`` (the forward's transposed patches of the whole batch).
 
     dw_t: (kh*kw*C_in, C_out), or (kh*kw*C_in + 1, C_out) when the patches carry the column
     of ones (``BIAS_IN_GEMM``: the last row collects db); else db (C_out,) += ones @ drows
     (a GEMV) when db is given."""
-    cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
+    if kept is not None and kept.shape[0] >= dw_t.shape[0]:
+        cols_t = kept[:dw_t.shape[0], n0 * g.ho * g.wo:n1 * g.ho * g.wo]
+    else:
+        cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
+        cols_t = cols if _transposed_patches(g) else cols.T              # (k [+1], rows)
     if first:
-        _gemm(cols.T, drows, dw_t)
+        _gemm(cols_t, drows, dw_t)
     else:
         part = _workspace("dw", dw_t.shape, dw_t.dtype)
-        _gemm(cols.T, drows, part)
+        _gemm(cols_t, drows, part)
         dw_t += part
     if db is not None:
         ones = _workspace("ones", (m * g.ho * g.wo,), drows.dtype, init=_ones)
@@ -371,13 +436,14 @@ def _input_grad_weights(w, g: Geometry):
     """W as dx needs it: (C_out, kh*kw*C_in), columns (i, j, c), when one GEMM serves every
     offset (``DX_ONE_GEMM_MAX_COLS``); else (kh, C_out, kw, C_in), so that ``[i, :, j]`` is
     W[:, :, i, j] as a (C_out, C_in) matrix."""
-    if g.k <= DX_ONE_GEMM_MAX_COLS:
+    if g.k <= DX_ONE_GEMM_MAX_COLS or _transposed_patches(g):
         return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(g.c_out, g.k)
     return np.ascontiguousarray(w.transpose(2, 0, 3, 1))
 
 
 def _input_grad_chunk(drows, w_t, dxc, g: Geometry, m):
-    """dxc (k, H, W, C_in), the chunk's part of dx, from drows (k*Ho*Wo, C_out).
+    """dxc (k, H, W, C_in), the chunk's part of dx, from drows (k*Ho*Wo, C_out); for first
+    layers (``_transposed_patches``) dxc is (k, C_in, H, W) and the products are rows.
 
     One GEMM per kernel offset (i, j), ``drows @ W[:, :, i, j]`` (k*Ho*Wo, C_in), added into the
     strided slice of dxc that offset reaches; when that offset maps the output grid exactly
@@ -389,6 +455,17 @@ def _input_grad_chunk(drows, w_t, dxc, g: Geometry, m):
     cols = [_offset_range(j, g.pw, g.sw, g.w, g.wo) for j in range(g.kw)]
     offsets = [(i, j) for i in range(g.kh) if rows[i][1] > rows[i][0]
                for j in range(g.kw) if cols[j][1] > cols[j][0]]
+    if _transposed_patches(g):
+        # first layers: dxc is (k, C_in, H, W); all offsets' products as ROWS, (kh*kw*C_in, rows)
+        n_rows = drows.shape[0]
+        prod = _workspace("dx_allT", (g.k, m * g.ho * g.wo), drows.dtype)[:, :n_rows]
+        _gemm(w_t.T, drows.T, prod)
+        t6 = prod.reshape(g.kh, g.kw, g.c_in, k, g.ho, g.wo)
+        dxc[...] = 0
+        dxl = dxc.transpose(0, 2, 3, 1)                                  # (k, H, W, C) view
+        for i, j in offsets:
+            _scatter_add(dxl, t6[i, j].transpose(1, 2, 3, 0), rows[i], cols[j], g.sh, g.sw)
+        return
     if g.k <= DX_ONE_GEMM_MAX_COLS:
         prod = _workspace("dx_all", (m * g.ho * g.wo, g.k), drows.dtype)[:drows.shape[0]]
         _gemm(drows, w_t, prod)
