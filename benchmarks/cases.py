@@ -315,6 +315,14 @@ def run_conv(cfg, torch, peak_flops):
             return F.conv2d_backward(dout, c)
         gemms, gemm_flops = _conv_gemm_calls(nn_both)
         both = {"nnlite": nn_both, "gemm": gemms}
+        first_layer = c_in <= 3
+        if first_layer:
+            # as a model's first layer: no gradient for the input images (needs_input_grad=False)
+            def nn_first():
+                o, c = F.conv2d_forward(x_nn, wt, b, s, p)
+                return F.conv2d_backward(dout, c, need_input_grad=False)
+            both["nnlite no dx"] = nn_first
+            both["gemm no dx"], _ = _conv_gemm_calls(nn_first)
         scale_fb = {"loop": nl, "nnlite": n, "torch": n}
         if torch is not None:
             xt = torch.from_numpy(x).requires_grad_(True)
@@ -351,6 +359,9 @@ def run_conv(cfg, torch, peak_flops):
             "fwd_bwd_ms": {k_: t.min * 1e3 for k_, t in cfb.timings.items()},
             "gemm_share": {"min": cfb.ratio("gemm", "nnlite", "min"),
                            "median": cfb.ratio("gemm", "nnlite", "median")},
+            "gemm_share_first_layer_no_dx": ({"min": cfb.ratio("gemm no dx", "nnlite no dx", "min"),
+                                              "median": cfb.ratio("gemm no dx", "nnlite no dx", "median")}
+                                             if first_layer else None),
             "gemm_calls": len(_record_gemms(nn_both)),
             "threads": parallel.num_threads(),
             "profile_ms": conv_profile(nn_both, target_s=max(0.1, 3 * cfg.target_s)),
