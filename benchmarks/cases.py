@@ -131,7 +131,11 @@ QUICK_CONV = {"mnist 32->64 14x14 k3 p1", "cifar 32->64 16x16 k3 p1", "stride 2:
 
 
 def _layout(a):
-    return a.shape, a.strides, a.dtype.str
+    """(shape, strides, dtype, data address): the replay gives operands that were the same
+    memory in the real call the same array (workspaces reused chunk after chunk stay in cache
+    there as here), and distinct memory distinct arrays (output rows, kept patches, dout rows
+    stream from memory there as here)."""
+    return a.shape, a.strides, a.dtype.str, a.__array_interface__["data"][0]
 
 
 def _record_gemms(conv_fn):
@@ -155,7 +159,7 @@ def _record_gemms(conv_fn):
 def _strided_like(layout, rng):
     """A preallocated random array with exactly that shape, strides (incl. negative-free
     transposed / sliced views) and dtype."""
-    shape, strides, dt = layout
+    shape, strides, dt = layout[:3]
     itemsize = np.dtype(dt).itemsize
     span = sum((n - 1) * st for n, st in zip(shape, strides)) // itemsize + 1
     base = rng.standard_normal(span).astype(dt)
@@ -165,9 +169,9 @@ def _strided_like(layout, rng):
 def _conv_gemm_calls(conv_fn):
     """A zero-argument function making exactly the GEMM calls of ``conv_fn`` (nnlite's conv
     forward + backward), recorded from a real run: same shapes, same operand layouts
-    (transposed, sliced), in the same order, on preallocated arrays (one set per distinct
-    layout and thread, reused by every call with that layout, as the conv's workspaces are),
-    and its FLOP count. Calls the conv made inside a parallel region are replayed the same
+    (transposed, sliced), in the same order, on preallocated arrays (one per distinct memory
+    block of the real call: workspaces reused chunk after chunk are one array here too, fresh
+    memory is fresh here too), and its FLOP count. Calls the conv made inside a parallel region are replayed the same
     way: each worker's calls, in its order, on as many threads through
     ``nnlite.parallel.run_chunks`` (so with single-threaded BLAS); calls made outside are
     replayed outside (BLAS's own threads)."""
@@ -176,7 +180,7 @@ def _conv_gemm_calls(conv_fn):
     arrays = {}
 
     def get(layout, role, worker):
-        key = (role, layout, worker)
+        key = layout                              # same memory -> same array (see _layout)
         if key not in arrays:
             arrays[key] = _strided_like(layout, rng)
         return arrays[key]

@@ -53,7 +53,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..parallel import run_chunks
+from ..parallel import num_threads, run_chunks
 
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
@@ -168,9 +168,12 @@ def _geometry(x_shape, w_shape, stride, pad) -> Geometry:
 
 def _chunk_plan(g: Geometry, itemsize):
     """(m, [(n0, n1), ...]): chunks of at most m images whose patch matrices hold about
-    ``CHUNK_BYTES``, or ``CHUNK_MIN_ROWS`` output rows if that is more (at least one image)."""
+    ``CHUNK_BYTES``, or ``CHUNK_MIN_ROWS`` output rows if that is more (at least one image),
+    but at least one chunk per worker of an enclosing ``parallel.threads()`` block when the
+    batch has that many images (a small batch is not left to one core)."""
     image_bytes = g.ho * g.wo * g.k * itemsize
     m = max(CHUNK_BYTES // max(image_bytes, 1), -(-CHUNK_MIN_ROWS // (g.ho * g.wo)))
+    m = min(m, -(-g.n // num_threads()))
     m = int(max(1, min(g.n, m)))
     return m, [(n0, min(n0 + m, g.n)) for n0 in range(0, g.n, m)]
 
