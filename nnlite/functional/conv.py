@@ -24,13 +24,20 @@ Public tensors are NCHW (shapes and indexing). Internally the kernels work chann
 * A 1x1 stride-1 unpadded conv of a channel-last input needs no patches: its patch matrix is
   the input itself, and each product is one GEMM over the whole batch.
 
+**Workers.** The chunks of both passes go through ``nnlite.parallel.run_chunks``: inside a
+``parallel.threads()`` block (``Trainer.fit`` opens one) worker t of T takes chunks t, t+T, ...
+on its own core with single-threaded BLAS (each chunk's copies and GEMMs stay in that core's
+cache), writes its disjoint rows of ``out``/``dx`` and returns its partial dW^T, summed in worker
+order (deterministic). Outside a block: one worker, BLAS's own threads.
+
 **Workspaces** (``_workspace``): the padded-image, patch and per-offset product buffers are
 module-level arrays reused between calls, keyed by (role, shape, dtype) (large fresh arrays
 cost page faults comparable to the copy itself). They only ever hold values inside one call:
 results (``out``, ``dx``, ``dw``, ``db``) are always fresh arrays and the cache holds only the
 caller's input, so workspace reuse never aliases results across calls or layers. They are
 chunk-sized (bounded by ``WORKSPACE_MAX_BYTES`` in total, or one image's patches if bigger);
-``release_workspaces()`` frees them. Not thread safe (one set per thread).
+``release_workspaces()`` frees the calling thread's. One set per thread (each worker has its
+own).
 
 Every matrix product of the kernels goes through ``_gemm`` (and only those), every patch
 build through ``_patches``, every dx addition through ``_scatter_add``: the benchmark wraps
