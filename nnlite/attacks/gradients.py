@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import parallel
 from .._checks import check_float_array, check_labels
 from ..functional.activations import log_softmax
 
@@ -38,7 +39,8 @@ def model_eval_state(model):
     Restores, per submodule, the ``training`` flag, the forward cache and (for layers having
     it, found by attribute: ``Conv2d``, ``Linear``, any custom layer) ``needs_input_grad``,
     which is switched on meanwhile; per parameter, ``trainable`` and the bitwise content of
-    ``grad`` (written back into the same array object).
+    ``grad`` (written back into the same array object). Inside, the kernels run on nnlite's
+    worker threads (a ``nnlite.parallel.threads()`` block, as in ``Trainer.fit``).
     """
     if not hasattr(model, "named_modules") or not hasattr(model, "parameters"):
         raise TypeError(f"model must be an nnlite Module, got {type(model).__name__}")
@@ -54,7 +56,8 @@ def model_eval_state(model):
             m.needs_input_grad = True
         for p in params:
             p.trainable = False
-        yield model
+        with parallel.threads():           # attacks run on nnlite's workers, as training does
+            yield model
     finally:
         for p, trainable, grad_obj, grad_copy in saved:
             p.trainable = trainable
