@@ -216,7 +216,7 @@ def _conv_gemm_calls(conv_fn):
 
 
 #: internal helpers of nnlite's conv that the profile times (everything else is "other")
-PROFILED = {"GEMM": "_gemm", "patches": "_patches", "dx scatter": "_scatter_add"}
+PROFILED = {"GEMM": ("_gemm",), "patches": ("_patches", "_dout_patches"), "dx scatter": ("_scatter_add",)}
 
 
 def conv_profile(conv_fn, target_s=0.3):
@@ -233,7 +233,7 @@ def conv_profile(conv_fn, target_s=0.3):
     lock = threading.Lock()
     spent = {k: 0.0 for k in PROFILED}
     spent_regions = {"busy": 0.0, "wall": 0.0}
-    real = {k: getattr(conv_mod, name) for k, name in PROFILED.items()}
+    real = {(k, name): getattr(conv_mod, name) for k, names in PROFILED.items() for name in names}
     real_run = conv_mod.run_chunks
 
     def timed(key, fn):
@@ -262,8 +262,8 @@ def conv_profile(conv_fn, target_s=0.3):
         finally:
             spent_regions["wall"] += time.perf_counter() - t0
     conv_fn()
-    for k, name in PROFILED.items():
-        setattr(conv_mod, name, timed(k, real[k]))
+    for (k, name), fn in real.items():
+        setattr(conv_mod, name, timed(k, fn))
     conv_mod.run_chunks = timed_run
     try:
         calls, t0 = 0, time.perf_counter()
@@ -272,8 +272,8 @@ def conv_profile(conv_fn, target_s=0.3):
             calls += 1
         total = time.perf_counter() - t0
     finally:
-        for k, name in PROFILED.items():
-            setattr(conv_mod, name, real[k])
+        for (k, name), fn in real.items():
+            setattr(conv_mod, name, fn)
         conv_mod.run_chunks = real_run
     thread_time = total - spent_regions["wall"] + spent_regions["busy"]
     out = {"total_ms": total / calls * 1e3, "threads_ms": thread_time / calls * 1e3}
