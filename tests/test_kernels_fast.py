@@ -41,7 +41,7 @@ def conv_cases(draw):
     return dict(n=n, c=c, co=co, h=h, w=w, k=(kh, kw), s=(sh, sw), p=(ph, pw),
                 bias=draw(st.booleans()), x_last=draw(st.booleans()), d_last=draw(st.booleans()),
                 chunk=draw(st.sampled_from([1, 300, 1 << 30])), per_offset=draw(st.sampled_from([0, 6, 1000])),
-                bias_in_gemm=draw(st.booleans()), one_gemm_max=draw(st.sampled_from([0, 32, 1000])),
+                bias_in_gemm=draw(st.booleans()),
                 transposed_max=draw(st.sampled_from([0, 32, 1000])), dx_as_conv=draw(st.sampled_from([0, 32])),
                 seed=draw(st.integers(0, 2 ** 16)))
 
@@ -55,12 +55,12 @@ def test_conv2d_equals_loop_reference(case):
     w = rng.standard_normal((case["co"], case["c"], kh, kw))
     b = rng.standard_normal(case["co"]) if case["bias"] else None
     knobs = ("CHUNK_BYTES", "CHUNK_MIN_ROWS", "PATCH_PER_OFFSET_MAX_RUN", "BIAS_IN_GEMM",
-             "DX_ONE_GEMM_MAX_COLS", "TRANSPOSED_PATCHES_MAX_K", "DX_AS_CONV_MAX_CHANNELS")
+             "TRANSPOSED_PATCHES_MAX_K", "DX_AS_CONV_MAX_CHANNELS")
     old = {k: getattr(conv_mod, k) for k in knobs}
     # chunk=1: one image per chunk (a last chunk smaller than the others when n = 3 and the
     # minimum row count asks for 2 images); 1 << 30: the whole batch in one chunk
     new = dict(zip(knobs, (case["chunk"], 2 * case["h"] * case["w"] if case["chunk"] == 1 else 0,
-                           case["per_offset"], case["bias_in_gemm"], case["one_gemm_max"],
+                           case["per_offset"], case["bias_in_gemm"],
                            case["transposed_max"], case["dx_as_conv"])))
     for k, v in new.items():
         setattr(conv_mod, k, v)

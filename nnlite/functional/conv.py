@@ -74,10 +74,6 @@ CHUNK_BYTES = 1 << 20
 #: with two workers, and never slower on the benchmark's other shapes).
 CHUNK_MIN_ROWS = 2048
 
-#: dx: a single GEMM for all kernel offsets when kh*kw*C_in is at most this (first layers, one
-#: input channel): kh*kw tiny GEMMs with N = C_in = 1 would be mostly BLAS call overhead.
-DX_ONE_GEMM_MAX_COLS = 25
-
 #: Patch building: one copy per kernel offset (instead of one copy of the 6-D window view)
 #: when kw*C_in is at most this: the window view's contiguous runs are only kw*C_in long.
 PATCH_PER_OFFSET_MAX_RUN = 6
@@ -486,13 +482,13 @@ def _dx_as_conv(g: Geometry) -> bool:
 
 def _input_grad_weights(w, g: Geometry):
     """W as dx needs it: with ``_dx_as_conv`` the flipped kernel (kh*kw*C_out, C_in), rows
-    (i, j, o) = W[o, :, kh-1-i, kw-1-j]; (C_out, kh*kw*C_in), columns (i, j, c), when one GEMM
-    serves every offset (``DX_ONE_GEMM_MAX_COLS``); else (kh, C_out, kw, C_in), so that
-    ``[i, :, j]`` is W[:, :, i, j] as a (C_out, C_in) matrix."""
+    (i, j, o) = W[o, :, kh-1-i, kw-1-j]; for first layers (one GEMM serves every offset)
+    (C_out, kh*kw*C_in), columns (i, j, c); else (kh, C_out, kw, C_in), so that ``[i, :, j]``
+    is W[:, :, i, j] as a (C_out, C_in) matrix."""
     if _dx_as_conv(g):
         flipped = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
         return np.ascontiguousarray(flipped).reshape(g.kh * g.kw * g.c_out, g.c_in)
-    if g.k <= DX_ONE_GEMM_MAX_COLS or _transposed_patches(g):
+    if _transposed_patches(g):
         return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(g.c_out, g.k)
     return np.ascontiguousarray(w.transpose(2, 0, 3, 1))
 
@@ -501,11 +497,12 @@ def _input_grad_chunk(drows, w_t, dxc, g: Geometry, m):
     """dxc (k, H, W, C_in), the chunk's part of dx, from drows (k*Ho*Wo, C_out); for first
     layers (``_transposed_patches``) dxc is (k, C_in, H, W) and the products are rows.
 
-    One GEMM per kernel offset (i, j), ``drows @ W[:, :, i, j]`` (k*Ho*Wo, C_in), added into the
-    strided slice of dxc that offset reaches; when that offset maps the output grid exactly
-    onto the input grid (stride 1, "same" size, e.g. the centre of a padded 3x3) its GEMM
-    writes dxc directly and no zero fill is needed. With few input channels
-    (``DX_ONE_GEMM_MAX_COLS``) one GEMM for all offsets, (k*Ho*Wo, kh*kw*C_in)."""
+    ``_dx_as_conv``: one GEMM over dout's patches writes dxc's rows. First layers: one GEMM
+    gives every offset's products as rows, (kh*kw*C_in, k*Ho*Wo), each added into the strided
+    slice of dxc it reaches. Otherwise one GEMM per kernel offset (i, j), ``drows @ W[:, :, i,
+    j]`` (k*Ho*Wo, C_in), added into the strided slice of dxc that offset reaches; when that
+    offset maps the output grid exactly onto the input grid (stride 1, "same" size, e.g. the
+    centre of a padded 3x3) its GEMM writes dxc directly and no zero fill is needed."""
     k = dxc.shape[0]
     if _dx_as_conv(g):
         # dx[y, x] = sum_{i,j} dpad[y + i, x + j] @ W[:, :, kh-1-i, kw-1-j]: one GEMM, rows of dx
@@ -525,14 +522,6 @@ def _input_grad_chunk(drows, w_t, dxc, g: Geometry, m):
         dxl = dxc.transpose(0, 2, 3, 1)                                  # (k, H, W, C) view
         for i, j in offsets:
             _scatter_add(dxl, t6[i, j].transpose(1, 2, 3, 0), rows[i], cols[j], g.sh, g.sw)
-        return
-    if g.k <= DX_ONE_GEMM_MAX_COLS:
-        prod = _workspace("dx_all", (m * g.ho * g.wo, g.k), drows.dtype)[:drows.shape[0]]
-        _gemm(drows, w_t, prod)
-        t6 = prod.reshape(k, g.ho, g.wo, g.kh, g.kw, g.c_in)
-        dxc[...] = 0
-        for i, j in offsets:
-            _scatter_add(dxc, t6[:, :, :, i, j], rows[i], cols[j], g.sh, g.sw)
         return
     whole = (0, g.ho, 0)
     direct = next(((i, j) for i, j in offsets if g.ho == g.h and g.wo == g.w
