@@ -130,12 +130,14 @@ def threads(n=None):
 
 
 def _pool(size):
+    """The persistent worker pool (at least ``size`` threads); a new one in a forked child,
+    whose copy of the parent's pool has no threads."""
     with _lock:
-        if _state["pool_size"] < size:
-            if _state["pool"] is not None:
+        if _state["pool_size"] < size or _state.get("pool_pid") != os.getpid():
+            if _state["pool"] is not None and _state.get("pool_pid") == os.getpid():
                 _state["pool"].shutdown(wait=False)
             _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="nnlite-worker")
-            _state["pool_size"] = size
+            _state["pool_size"], _state["pool_pid"] = size, os.getpid()
         return _state["pool"]
 
 

@@ -149,3 +149,21 @@ def test_gradcheck_of_a_conv_layer_inside_a_block(small_chunks):
     with parallel.threads(2):
         report = check_module(layer, x)
     assert report.ok, report
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_workers_after_fork():
+    """A forked child (multiprocessing's default on Linux) gets a fresh pool: its copy of the
+    parent's pool has no threads, and submitting to it would wait forever."""
+    import multiprocessing as mp
+    with parallel.threads(2):                      # the parent's pool exists now
+        parallel.run_chunks(lambda w, items: w, [0, 1])
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        res = pool.apply_async(_child_run_chunks)
+        assert res.get(timeout=60) == [(0, [0, 2]), (1, [1, 3])]
+
+
+def _child_run_chunks():
+    with parallel.threads(2):
+        return parallel.run_chunks(lambda w, items: (w, list(items)), range(4))
