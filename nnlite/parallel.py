@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _local = threading.local()
-_state = {"requested": None, "pool": None, "pool_size": 0, "blas": None,
+_state = {"requested": None, "pool": None, "pool_size": 0, "pool_pid": None, "blas": None,
           "blocks": 0, "saved": None, "workers": 1, "regions": 0}
 
 
@@ -133,8 +133,8 @@ def _pool(size):
     """The persistent worker pool (at least ``size`` threads); a new one in a forked child,
     whose copy of the parent's pool has no threads."""
     with _lock:
-        if _state["pool_size"] < size or _state.get("pool_pid") != os.getpid():
-            if _state["pool"] is not None and _state.get("pool_pid") == os.getpid():
+        if _state["pool_size"] < size or _state["pool_pid"] != os.getpid():
+            if _state["pool"] is not None and _state["pool_pid"] == os.getpid():
                 _state["pool"].shutdown(wait=False)
             _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="nnlite-worker")
             _state["pool_size"], _state["pool_pid"] = size, os.getpid()

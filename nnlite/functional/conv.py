@@ -391,11 +391,12 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     transposed = not pointwise and _transposed_patches(g)      # first layers: dx channel-first
     dx_shape = (g.n, g.c_in, g.h, g.w) if transposed else (g.n, g.h, g.w, g.c_in)
     dx = np.empty(dx_shape, dtype=dt) if need_input_grad else None
-    dw_t = np.empty((g.k, g.c_out), dtype=dt) if need_weight_grad else None
+    dw_t = None                                  # dW^T (kh*kw*C_in, C_out)
     db = np.zeros(g.c_out, dtype=dt) if need_weight_grad and has_bias else None
     if pointwise:
         dmat = dh.reshape(-1, g.c_out)
         if need_weight_grad:
+            dw_t = np.empty((g.k, g.c_out), dtype=dt)
             _gemm(xh.reshape(-1, g.c_in).T, dmat, dw_t)
             if db is not None:
                 np.matmul(np.ones(dmat.shape[0], dt), dmat, out=db)             # GEMV
