@@ -128,3 +128,18 @@ LOSS_SPECS = [
     LossSpec("bce_with_logits", lambda d: losses.BCEWithLogits(), normal(4, 3, scale=3),
              lambda rng: rng.uniform(0, 1, size=(4, 3))),
 ]
+
+
+def _collect_extra_rows():
+    """Rows contributed by ``tests/specs_<topic>.py`` modules (one per feature area, so that
+    areas grow the table without editing this file): each may define ``LAYER_SPECS`` and
+    ``LOSS_SPECS`` lists of the classes above."""
+    import importlib
+    import pathlib
+    for path in sorted(pathlib.Path(__file__).parent.glob("specs_*.py")):
+        module = importlib.import_module(path.stem)
+        LAYER_SPECS.extend(getattr(module, "LAYER_SPECS", []))
+        LOSS_SPECS.extend(getattr(module, "LOSS_SPECS", []))
+
+
+_collect_extra_rows()
