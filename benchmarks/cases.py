@@ -3,8 +3,9 @@ dicts (JSON-ready): the contenders' min/median times and the ratios between them
 from ONE interleaved measurement loop (see ``harness.compare``).
 
 Times are per call unless a row says per image. Contenders:
-  loop    the loop reference of ``nnlite.functional.reference`` on a SMALL batch, per image
-  nnlite  the vectorized kernels (batch 128 unless stated)
+  loop      the loop reference of ``nnlite.functional.reference`` on a SMALL batch, per image
+  textbook  the textbook storey ``nnlite.functional`` (vectorized, sequential: im2col + one GEMM)
+  nnlite    the engine storey ``nnlite.fast`` that the layers run (batch 128 unless stated)
   torch   PyTorch on the same shapes (optional), CPU, same thread count as NumPy's BLAS
   gemm    only the GEMM calls nnlite makes for that conv (recorded from a real run: same
           shapes, layouts and order), replayed on preallocated arrays
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnlite import functional as F
-from nnlite import parallel
-from nnlite.functional import conv as conv_mod
+from nnlite import fast as F
+from nnlite import functional as T
+from nnlite import parallel, use_kernels
+from nnlite.fast import probes
 from nnlite.functional import reference as ref
 
 from . import models
@@ -139,20 +141,20 @@ def _layout(a):
 
 
 def _record_gemms(conv_fn):
-    """The GEMM calls ``conv_fn()`` makes through ``nnlite.functional.conv._gemm`` (the only
-    place its kernels multiply matrices), as [(where, a layout, b layout, out layout)], layout =
-    (shape, strides, dtype), where = (parallel region, worker) for calls made by the workers of
-    ``nnlite.parallel.run_chunks`` (single-threaded BLAS), None for calls made outside."""
-    calls, real = [], conv_mod._gemm
+    """The GEMM calls ``conv_fn()`` makes through the engine's "gemm" seam (the only place its
+    conv kernels multiply matrices; see ``nnlite.fast.probes``), as [(where, a layout, b
+    layout, out layout)], layout = (shape, strides, dtype), where = (parallel region, worker)
+    for calls made by the workers of ``nnlite.parallel.run_chunks`` (single-threaded BLAS),
+    None for calls made outside."""
+    calls = []
 
-    def recording(a, b, out):
-        calls.append((parallel.current_worker(), _layout(a), _layout(b), _layout(out)))
-        return real(a, b, out)
-    conv_mod._gemm = recording
-    try:
+    def probe(name, fn, args, kwargs):
+        if name == "gemm":
+            a, b, out = args
+            calls.append((parallel.current_worker(), _layout(a), _layout(b), _layout(out)))
+        return fn(*args, **kwargs)
+    with probes.installed(probe):
         conv_fn()
-    finally:
-        conv_mod._gemm = real
     return calls
 
 
@@ -215,40 +217,28 @@ def _conv_gemm_calls(conv_fn):
     return gemms, flops
 
 
-#: internal helpers of nnlite's conv that the profile times (everything else is "other")
-PROFILED = {"GEMM": ("_gemm",), "patches": ("_patches", "_dout_patches"), "dx scatter": ("_scatter_add",)}
+#: the engine's seams the profile times, by the share they are reported under (else "other")
+PROFILED = {"GEMM": ("gemm",), "patches": ("patches", "dout_patches"), "dx scatter": ("scatter_add",)}
 
 
 def conv_profile(conv_fn, target_s=0.3):
     """Where the time of ``conv_fn()`` (a conv forward + backward) goes: calls it repeatedly
-    for about ``target_s`` with timers around the conv module's GEMM, patch-building and
-    dx-scatter helpers, and around each worker of its parallel regions. Times are summed
-    over threads ("thread time": the workers' busy time plus the caller's time outside the
-    regions), so the shares add up whatever the thread count. -> per call:
+    for about ``target_s`` with a probe (``nnlite.fast.probes``) timing the engine's GEMM,
+    patch-building and dx-scatter seams, and each worker of its parallel regions. Times are
+    summed over threads ("thread time": the workers' busy time plus the caller's time outside
+    the regions), so the shares add up whatever the thread count. -> per call:
     {"total_ms" (wall), "threads_ms" (thread time), "GEMM_ms", "patches_ms", "dx scatter_ms",
     "other_ms"}; other = bias, db GEMV, dW accumulation, zero fill of dx chunks, result
-    allocation, Python overhead (and the timers' own ~1 us per helper call)."""
+    allocation, Python overhead (and the timers' own ~1 us per seam call)."""
     import threading
     import time
     lock = threading.Lock()
     spent = {k: 0.0 for k in PROFILED}
     spent_regions = {"busy": 0.0, "wall": 0.0}
-    real = {(k, name): getattr(conv_mod, name) for k, names in PROFILED.items() for name in names}
-    real_run = conv_mod.run_chunks
+    share_of = {seam: k for k, seams in PROFILED.items() for seam in seams}
 
-    def timed(key, fn):
-        def wrapper(*args, **kw):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kw)
-            finally:
-                dt = time.perf_counter() - t0
-                with lock:
-                    spent[key] += dt
-        return wrapper
-
-    def timed_run(work, chunks, threads=None):
-        def timed_work(worker, items):
+    def timed_work(work):
+        def run(worker, items):
             t0 = time.perf_counter()
             try:
                 return work(worker, items)
@@ -256,25 +246,28 @@ def conv_profile(conv_fn, target_s=0.3):
                 dt = time.perf_counter() - t0
                 with lock:
                     spent_regions["busy"] += dt
+        return run
+
+    def probe(name, fn, args, kwargs):
         t0 = time.perf_counter()
+        if name == "region":
+            args = (timed_work(args[0]),) + tuple(args[1:])
         try:
-            return real_run(timed_work, chunks, threads)
+            return fn(*args, **kwargs)
         finally:
-            spent_regions["wall"] += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            with lock:
+                if name == "region":
+                    spent_regions["wall"] += dt
+                else:
+                    spent[share_of[name]] += dt
     conv_fn()
-    for (k, name), fn in real.items():
-        setattr(conv_mod, name, timed(k, fn))
-    conv_mod.run_chunks = timed_run
-    try:
+    with probes.installed(probe):
         calls, t0 = 0, time.perf_counter()
         while calls < 2 or time.perf_counter() - t0 < target_s:
             conv_fn()
             calls += 1
         total = time.perf_counter() - t0
-    finally:
-        for (k, name), fn in real.items():
-            setattr(conv_mod, name, fn)
-        conv_mod.run_chunks = real_run
     thread_time = total - spent_regions["wall"] + spent_regions["busy"]
     out = {"total_ms": total / calls * 1e3, "threads_ms": thread_time / calls * 1e3}
     out.update({f"{k}_ms": v / calls * 1e3 for k, v in spent.items()})
@@ -309,9 +302,13 @@ def run_conv(cfg, torch, peak_flops):
         agree = max(float(np.abs(fo - ro).max()), float(np.abs(fdx - rdx).max()),
                     float(np.abs(fdw - rdw).max()))
 
+        _, tcache = T.conv2d_forward(x, wt, b, s, p)
+        dout_nchw = np.ascontiguousarray(dout)
         fwd = {"loop": lambda: ref.conv2d_forward_naive(x64, w64, b64, s, p),
+               "textbook": lambda: T.conv2d_forward(x, wt, b, s, p),
                "nnlite": lambda: F.conv2d_forward(x_nn, wt, b, s, p)}
         bwd = {"loop": lambda: ref.conv2d_backward_naive(rd, rcache),
+               "textbook": lambda: T.conv2d_backward(dout_nchw, tcache),
                "nnlite": lambda: F.conv2d_backward(dout, cache)}
 
         def nn_both():
@@ -327,7 +324,7 @@ def run_conv(cfg, torch, peak_flops):
                 return F.conv2d_backward(dout, c, need_input_grad=False)
             both["nnlite no dx"] = nn_first
             both["gemm no dx"], _ = _conv_gemm_calls(nn_first)
-        scale_fb = {"loop": nl, "nnlite": n, "torch": n}
+        scale_fb = {"loop": nl, "textbook": n, "nnlite": n, "torch": n}
         if torch is not None:
             xt = torch.from_numpy(x).requires_grad_(True)
             wt_t = torch.from_numpy(wt).requires_grad_(True)
@@ -373,7 +370,11 @@ def run_conv(cfg, torch, peak_flops):
                                  "its_gemms": conv_flops / cfb.timings["gemm"].min / peak_flops},
         }
         ratios = {"loop/nnlite fwd (per image)": _ratio(cf, "loop", "nnlite"),
-                  "loop/nnlite bwd (per image)": _ratio(cb, "loop", "nnlite")}
+                  "loop/nnlite bwd (per image)": _ratio(cb, "loop", "nnlite"),
+                  "loop/textbook fwd (per image)": _ratio(cf, "loop", "textbook"),
+                  "loop/textbook bwd (per image)": _ratio(cb, "loop", "textbook"),
+                  "textbook/nnlite fwd": _ratio(cf, "textbook", "nnlite"),
+                  "textbook/nnlite bwd": _ratio(cb, "textbook", "nnlite")}
         if torch is not None:
             ratios["nnlite/torch fwd"] = _ratio(cf, "nnlite", "torch")
             ratios["nnlite/torch bwd"] = _ratio(cb, "nnlite", "torch")
@@ -414,6 +415,8 @@ def run_kernels(cfg, torch):
         xl = _channel_last(x)
         fwd_k, bwd_k = ((F.maxpool2d_forward, F.maxpool2d_backward) if kind == "max"
                         else (F.avgpool2d_forward, F.avgpool2d_backward))
+        tf_k, tb_k = ((T.maxpool2d_forward, T.maxpool2d_backward) if kind == "max"
+                      else (T.avgpool2d_forward, T.avgpool2d_backward))
         o, _ = fwd_k(x, k, s)
         d = rng.standard_normal(o.shape, dtype=np.float32)
         dl = _channel_last(d)
@@ -425,12 +428,16 @@ def run_kernels(cfg, torch):
         def nn_nchw(xx=x, dd=d):
             out, c = fwd_k(xx, k, s)
             return bwd_k(dd, c)
-        cont = {"nnlite": nn_run, "nnlite NCHW input": nn_nchw}
+        def textbook(xx=x, dd=d):
+            out, c = tf_k(xx, k, s)
+            return tb_k(dd, c)
+        cont = {"nnlite": nn_run, "nnlite NCHW input": nn_nchw, "textbook": textbook}
         if torch is not None:
             tf = f.max_pool2d if kind == "max" else f.avg_pool2d
             cont["torch"] = torch_pair(lambda t: tf(t, k, s), [x], d)
         cmp = compare(f"pool {name}", cont, repeats=cfg.repeats, target_s=cfg.target_s)
-        ratios = {"nnlite NCHW/nnlite": _ratio(cmp, "nnlite NCHW input", "nnlite")}
+        ratios = {"nnlite NCHW/nnlite": _ratio(cmp, "nnlite NCHW input", "nnlite"),
+                  "textbook/nnlite": _ratio(cmp, "textbook", "nnlite")}
         if torch is not None:
             ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
         rows.append(_row("kernels", name + " fwd+bwd", cmp, ratios))
@@ -450,13 +457,18 @@ def run_kernels(cfg, torch):
     def bn_nn(xx, dd):
         out, c = F.batchnorm_forward(xx, gamma, beta, True, rm, rv, 1e-5)
         return F.batchnorm_backward(dd, c)
-    cont = {"nnlite": lambda: bn_nn(x_cl, d_cl), "nnlite NCHW input": lambda: bn_nn(x, d)}
+    def bn_textbook():
+        out, c = T.batchnorm_forward(x, gamma, beta, True, rm, rv, 1e-5)
+        return T.batchnorm_backward(d, c)
+    cont = {"nnlite": lambda: bn_nn(x_cl, d_cl), "nnlite NCHW input": lambda: bn_nn(x, d),
+            "textbook": bn_textbook}
     if torch is not None:
         rmt, rvt = torch.zeros(32), torch.ones(32)
         cont["torch"] = torch_pair(lambda t, g, bb: f.batch_norm(t, rmt, rvt, g, bb, training=True),
                                    [x, gamma, beta], d)
     cmp = compare("batchnorm2d", cont, repeats=cfg.repeats, target_s=cfg.target_s)
-    ratios = {"nnlite NCHW/nnlite": _ratio(cmp, "nnlite NCHW input", "nnlite")}
+    ratios = {"nnlite NCHW/nnlite": _ratio(cmp, "nnlite NCHW input", "nnlite"),
+              "textbook/nnlite": _ratio(cmp, "textbook", "nnlite")}
     if torch is not None:
         ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
     rows.append(_row("kernels", "batchnorm2d train (128,32,28,28) fwd+bwd", cmp, ratios))
@@ -488,12 +500,17 @@ def run_kernels(cfg, torch):
         def lin_nn(x=x, w=w, b=b, d=d):
             out, c = F.linear_forward(x, w, b)
             return F.linear_backward(d, c)
-        cont = {"nnlite": lin_nn}
+        def lin_textbook(x=x, w=w, b=b, d=d):
+            out, c = T.linear_forward(x, w, b)
+            return T.linear_backward(d, c)
+        cont = {"nnlite": lin_nn, "textbook": lin_textbook}
         if torch is not None:
             cont["torch"] = torch_pair(lambda t, ww, bb: f.linear(t, ww, bb), [x, w, b], d)
         cmp = compare(f"dense {din}->{dout_}", cont, repeats=cfg.repeats, target_s=cfg.target_s)
-        rows.append(_row("kernels", f"dense ({n},{din})->{dout_} fwd+bwd", cmp,
-                         {"nnlite/torch": _ratio(cmp, "nnlite", "torch")} if torch is not None else {}))
+        ratios = {"textbook/nnlite": _ratio(cmp, "textbook", "nnlite")}
+        if torch is not None:
+            ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
+        rows.append(_row("kernels", f"dense ({n},{din})->{dout_} fwd+bwd", cmp, ratios))
     return rows
 
 
@@ -504,7 +521,12 @@ def run_training(cfg, torch):
     rows = []
     for name in ("fmnist_cnn", "cifar_cnn"):
         step_n, info = models.nnlite_step_fn(name)
-        cont = {"nnlite": step_n}
+        step_tb, _ = models.nnlite_step_fn(name)
+
+        def textbook_step(step=step_tb):
+            with use_kernels("textbook"):
+                return step()
+        cont = {"nnlite": step_n, "textbook": textbook_step}
         agree = None
         if torch is not None:
             step_t, tinfo = models.torch_step_fn(name, torch, nnlite_twin=info["model"])
@@ -520,11 +542,12 @@ def run_training(cfg, torch):
             cont["torch"] = step_t
         reps = cfg.repeats if not cfg.quick else 4
         cmp = compare(f"train step {name}", cont, repeats=reps, target_s=max(cfg.target_s, 0.25),
-                      scale={"nnlite": 128, "torch": 128}, warmup=2)
+                      scale={"nnlite": 128, "textbook": 128, "torch": 128}, warmup=2)
         extra = {"images_per_s": {k: 1.0 / t.min for k, t in cmp.timings.items()},
                  "images_per_s_median": {k: 1.0 / t.median for k, t in cmp.timings.items()},
                  "sgd": info["sgd"], "logits_max_abs_diff_vs_torch": agree}
-        ratios = {}
+        ratios = {"throughput nnlite/textbook": {"min": cmp.ratio("textbook", "nnlite", "min"),
+                                                  "median": cmp.ratio("textbook", "nnlite", "median")}}
         if torch is not None:
             ratios["throughput nnlite/torch"] = {"min": cmp.ratio("torch", "nnlite", "min"),
                                                  "median": cmp.ratio("torch", "nnlite", "median")}

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--out benchmarks/results] [--only GROUP ...]``
+"""``python -m benchmarks [--quick] [--out DIR] [--only GROUP ...]``
 
 Runs the suite (GEMM rate, conv table, other kernels, training steps, memory, scaling),
 prints a table, writes ``results.json`` and the ratio figure ``ratios.png`` (+ ``scaling.png``)
@@ -69,9 +69,12 @@ def render(results) -> str:
         for r in by["conv"]:
             e, q = r["extra"], r["ratios"]
             rows.append((r["case"],
-                         _fmt(e["fwd_per_image_ms"].get("loop")), _fmt(e["fwd_per_image_ms"]["nnlite"], 3),
+                         _fmt(e["fwd_per_image_ms"].get("loop")), _fmt(e["fwd_per_image_ms"].get("textbook"), 3),
+                         _fmt(e["fwd_per_image_ms"]["nnlite"], 3),
                          _fmt(e["fwd_per_image_ms"].get("torch"), 3),
                          _fmt(q["loop/nnlite fwd (per image)"]["min"]), _fmt(q["loop/nnlite bwd (per image)"]["min"]),
+                         _fmt(q.get("textbook/nnlite fwd", {}).get("min")),
+                         _fmt(q.get("textbook/nnlite bwd", {}).get("min")),
                          _fmt(q.get("nnlite/torch fwd", {}).get("min")), _fmt(q.get("nnlite/torch bwd", {}).get("min")),
                          _fmt(q.get("nnlite/torch fwd+bwd", {}).get("min")),
                          _fmt(q.get("nnlite/torch fwd+bwd", {}).get("median")),
@@ -81,8 +84,8 @@ def render(results) -> str:
                          f"{e['fraction_of_peak']['conv_fwd_bwd']:.0%}"))
         out.append("\nconv2d (batch 128, float32; loop reference on a small float64 batch, per image). "
                    "Ratios of mins; 'med' = ratio of medians")
-        out.append(_table(["shape", "loop ms/img", "nnlite ms/img", "torch ms/img", "loop/nn fwd",
-                           "loop/nn bwd", "nn/torch fwd", "nn/torch bwd", "nn/torch f+b", "(med)",
+        out.append(_table(["shape", "loop ms/img", "textbook ms/img", "nnlite ms/img", "torch ms/img",
+                           "loop/nn fwd", "loop/nn bwd", "textbook/nn fwd", "textbook/nn bwd", "nn/torch fwd", "nn/torch bwd", "nn/torch f+b", "(med)",
                            "GEMM share", "of peak"], rows))
         rows = []
         for r in by["conv"]:
@@ -104,20 +107,26 @@ def render(results) -> str:
         for r in by["kernels"]:
             c = r["contenders"]
             q = r["ratios"]
-            rows.append((r["case"], _fmt(c["nnlite"]["min_ms"], 3), _fmt(c.get("torch", {}).get("min_ms"), 3),
+            rows.append((r["case"], _fmt(c.get("textbook", {}).get("min_ms"), 3), _fmt(c["nnlite"]["min_ms"], 3),
+                         _fmt(c.get("torch", {}).get("min_ms"), 3),
+                         _fmt(q.get("textbook/nnlite", {}).get("min")),
                          _fmt(q.get("nnlite/torch", {}).get("min")), _fmt(q.get("nnlite/torch", {}).get("median")),
                          _fmt(q.get("nnlite NCHW/nnlite", {}).get("min"))))
-        out.append("\nother kernels (forward + backward), nnlite vs torch")
-        out.append(_table(["kernel", "nnlite ms", "torch ms", "nn/torch", "(med)", "NCHW-input/channel-last"], rows))
+        out.append("\nother kernels (forward + backward): textbook storey, engine (nnlite), torch")
+        out.append(_table(["kernel", "textbook ms", "nnlite ms", "torch ms", "textbook/nn", "nn/torch", "(med)",
+                           "NCHW-input/channel-last"], rows))
     if "training" in by:
         rows = []
         for r in by["training"]:
             e, q = r["extra"], r["ratios"]
-            rows.append((r["case"], _fmt(e["images_per_s"]["nnlite"], 0), _fmt(e["images_per_s"].get("torch"), 0),
+            rows.append((r["case"], _fmt(e["images_per_s"].get("textbook"), 0),
+                         _fmt(e["images_per_s"]["nnlite"], 0), _fmt(e["images_per_s"].get("torch"), 0),
+                         _fmt(q.get("throughput nnlite/textbook", {}).get("min")),
                          _fmt(q.get("throughput nnlite/torch", {}).get("min")),
                          _fmt(q.get("throughput nnlite/torch", {}).get("median")), e["sgd"]))
         out.append("\ntraining step (forward + backward + SGD), images/s from the min step time")
-        out.append(_table(["model", "nnlite img/s", "torch img/s", "nnlite/torch", "(med)", "nnlite update"], rows))
+        out.append(_table(["model", "textbook img/s", "nnlite img/s", "torch img/s", "nnlite/textbook",
+                           "nnlite/torch", "(med)", "nnlite update"], rows))
     if "memory" in by:
         rows = []
         for r in by["memory"]:
@@ -142,11 +151,26 @@ def render(results) -> str:
                    f"{m.get('load_average_end', [float('nan')])[0]:.2f} "
                    f"({m.get('cores')} cores; > 0.5 means other work competed with the benchmark)")
     if results.get("targets"):
-        rows = [(k, _fmt(v["value"]), v["target"], "met" if v["met"] else "MISSED")
+        loaded = _loaded(results)
+        rows = [(k, _fmt(v["value"]), v["target"],
+                 "unreliable (loaded machine)" if loaded else ("met" if v["met"] else "MISSED"))
                 for k, v in results["targets"].items()]
-        out.append("\ntargets")
+        out.append("\ntargets" + (" (the machine was loaded during the run: figures unreliable, "
+                                   "no target is called met; rerun on an idle machine)" if loaded else ""))
         out.append(_table(["target", "measured", "goal", ""], rows))
     return "\n".join(out)
+
+
+def _loaded(results) -> bool:
+    """True when the load average before or after the run shows other work on the cores."""
+    m = results.get("machine", {})
+    before = (m.get("load_average") or (0.0,))[0]
+    after = (m.get("load_average_end") or (0.0,))[0]
+    return max(before, after) > LOADED_AT
+
+
+#: load average above which target verdicts are withheld (the cores were shared)
+LOADED_AT = 0.5
 
 
 def check_targets(rows):
@@ -313,10 +337,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a short run (< 2 min): fewer shapes and repeats")
-    p.add_argument("--out", default=os.path.join("benchmarks", "results"), help="output folder")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: benchmarks/results for a full run, the git-ignored "
+                        "runs/benchmarks-quick for --quick, so a smoke run never overwrites the "
+                        "committed full-run results)")
     p.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     a = p.parse_args(argv)
+    if a.out is None:
+        a.out = os.path.join("runs", "benchmarks-quick") if a.quick else os.path.join("benchmarks", "results")
     os.makedirs(a.out, exist_ok=True)
     threads = blas_threads()
     torch = None if a.no_torch else load_torch(threads)

@@ -1,4 +1,4 @@
-"""The conv kernels reuse workspace buffers between calls (nnlite.functional.conv._workspace):
+"""The conv kernels reuse workspace buffers between calls (nnlite.fast.conv._workspace):
 that must never alias results. Two consecutive forwards (and backwards) of the same shape
 keep their outputs intact; dtypes are preserved (float32 -> float32, float64 -> float64); a
 model with two convolutions of the same shape (sharing every workspace) passes a numerical
@@ -6,9 +6,9 @@ gradient check; and results never share memory with a workspace or with each oth
 import numpy as np
 import pytest
 
-from nnlite import functional as F
+from nnlite import fast as F
 from nnlite import nn
-from nnlite.functional import conv as conv_mod
+from nnlite.fast import conv as conv_mod
 from nnlite.functional import reference as ref
 from nnlite.gradcheck import check_module
 

@@ -32,7 +32,7 @@ def sgd_update(model, lr):
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["sequential", "two-workers"])
 def test_fmnist_cnn_training_step_stays_float32(threads, monkeypatch):
-    from nnlite.functional import conv as conv_mod
+    from nnlite.fast import conv as conv_mod
     monkeypatch.setattr(conv_mod, "CHUNK_MIN_ROWS", 0)       # several chunks per worker
     monkeypatch.setattr(conv_mod, "CHUNK_BYTES", 1)
     with parallel.threads(threads):

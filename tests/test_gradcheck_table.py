@@ -1,8 +1,11 @@
 """Every layer, container and loss in the spec table passes a float64 numerical gradient
 check on its input and every parameter (max relative error <= 1e-6, see nnlite.gradcheck),
+on both storeys of kernels (the engine, nnlite.fast, and the textbook, nnlite.functional),
 and the same table in float32 keeps every output and gradient float32."""
 import numpy as np
 import pytest
+
+from nnlite import use_kernels
 
 from nnlite.gradcheck import DEFAULT_TOL, check_gradients, check_module
 
@@ -11,12 +14,14 @@ from specs import LAYER_SPECS, LOSS_SPECS
 LAYER_CASES = [(s, mode) for s in LAYER_SPECS for mode in s.modes]
 
 
+@pytest.mark.parametrize("storey", ["fast", "textbook"])
 @pytest.mark.parametrize("spec,mode", LAYER_CASES, ids=[f"{s.name}-{m}" for s, m in LAYER_CASES])
-def test_layer_gradients_float64(spec, mode):
+def test_layer_gradients_float64(spec, mode, storey):
     rng = np.random.default_rng(0)
     module = spec.make(rng, np.float64)
     x = spec.make_input(rng, np.float64)
-    report = check_module(module, x, mode=mode, seed=1, max_coords=150)
+    with use_kernels(storey):
+        report = check_module(module, x, mode=mode, seed=1, max_coords=150)
     assert len(report.rows) == 1 + len(module.parameters())
     assert report.ok, str(report)
     assert report.max_error <= DEFAULT_TOL
@@ -35,15 +40,17 @@ def test_loss_gradients_float64(spec):
     assert report.ok, str(report)
 
 
+@pytest.mark.parametrize("storey", ["fast", "textbook"])
 @pytest.mark.parametrize("spec,mode", LAYER_CASES, ids=[f"{s.name}-{m}" for s, m in LAYER_CASES])
-def test_layer_dtypes_float32(spec, mode):
+def test_layer_dtypes_float32(spec, mode, storey):
     rng = np.random.default_rng(0)
     module = spec.make(rng, np.float32)
     module.train(mode == "train")
     x = spec.make_input(rng, np.float32)
-    out = module.forward(x)
+    with use_kernels(storey):
+        out = module.forward(x)
+        dx = module.backward(np.ones_like(out))
     assert out.dtype == np.float32
-    dx = module.backward(np.ones_like(out))
     assert dx.dtype == np.float32 and dx.shape == x.shape
     for name, p in module.named_parameters():
         assert p.data.dtype == np.float32 and p.grad.dtype == np.float32, name

@@ -202,16 +202,18 @@ def test_initializers_use_conv_fan_in():
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batchnorm_fast_row_path_equals_the_generic_path(training, dtype):
-    """Channel-last memory (what conv/ReLU/pool produce) takes the (M, C) row path; NCHW memory
-    the generic one. Both give the same numbers, keep the dtype, and the row path keeps the
-    input's channel-last layout in its output."""
+    """In the engine, channel-last memory (what conv/ReLU/pool produce) takes the (M, C) row
+    path; NCHW memory the generic (textbook) one. Both give the same numbers, keep the dtype,
+    and the row path keeps the input's channel-last layout in its output."""
+    from nnlite import fast as F
+    from nnlite.fast.layout import rows
     rng = np.random.default_rng(0)
     x_cl = (rng.standard_normal((4, 5, 3, 6)) * 2 + 1).astype(dtype).transpose(0, 3, 1, 2)  # (N,C,H,W) view
     x_nchw = np.ascontiguousarray(x_cl)
     d_cl = rng.standard_normal((4, 5, 3, 6)).astype(dtype).transpose(0, 3, 1, 2)
     gamma, beta = rng.random(6).astype(dtype) + 0.5, rng.random(6).astype(dtype)
     rm, rv = rng.random(6).astype(dtype), rng.random(6).astype(dtype) + 0.5
-    assert F.batchnorm._rows(x_cl) is not None and F.batchnorm._rows(x_nchw) is None
+    assert rows(x_cl) is not None and rows(x_nchw) is None
     o1, c1 = F.batchnorm_forward(x_cl, gamma, beta, training, rm, rv)
     o2, c2 = F.batchnorm_forward(x_nchw, gamma, beta, training, rm, rv)
     tol = 1e-5 if dtype == np.float32 else 1e-12

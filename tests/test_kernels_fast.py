@@ -1,4 +1,5 @@
-"""The fast conv/pool/ReLU kernels equal the loop references of nnlite.functional.reference
+"""The three tiers agree: the engine's conv/pool/ReLU kernels (nnlite.fast) and the textbook
+kernels (nnlite.functional) both equal the loop references of nnlite.functional.reference
 (float64, 1e-10), forward and backward, for random shapes, strides, pads and windows, for
 C-contiguous NCHW and channel-last inputs and gradients, and through every internal path
 (one image per chunk, several or the whole batch; patches by one window copy or per kernel
@@ -9,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnlite import functional as F
-from nnlite.functional import conv as conv_mod
+from nnlite import fast as F
+from nnlite import functional as T
+from nnlite.fast import conv as conv_mod
+from nnlite.fast.layout import is_nhwc
 from nnlite.functional import reference as ref
 
 TOL = 1e-10
@@ -75,10 +78,14 @@ def test_conv2d_equals_loop_reference(case):
             setattr(conv_mod, k, v)
         conv_mod.release_workspaces()
     rdx, rdw, rdb = ref.conv2d_backward_naive(d, rcache)
-    assert close(dx, rdx) and close(dw, rdw)
-    assert (db is None) == (b is None)
-    if b is not None:
-        assert close(db, rdb)
+    tout, tcache = T.conv2d_forward(x, w, b, case["s"], case["p"])                # textbook
+    tdx, tdw, tdb = T.conv2d_backward(d, tcache)
+    assert close(tout, rout)
+    for gx, gw, gb in ((dx, dw, db), (tdx, tdw, tdb)):
+        assert close(gx, rdx) and close(gw, rdw)
+        assert (gb is None) == (b is None)
+        if b is not None:
+            assert close(gb, rdb)
 
 
 @st.composite
@@ -99,17 +106,19 @@ def test_pools_equal_loop_reference(case):
     if case["ties"]:                       # few distinct values: many tied maxima per window
         x = rng.integers(-2, 3, x.shape).astype(np.float64)
     xin = layouts(x, case["x_last"])
-    for fwd, bwd, rfwd, rbwd in (
-            (F.maxpool2d_forward, F.maxpool2d_backward, ref.maxpool2d_forward_naive, ref.maxpool2d_backward_naive),
-            (F.avgpool2d_forward, F.avgpool2d_backward, ref.avgpool2d_forward_naive, ref.avgpool2d_backward_naive)):
+    for K in (F, T):
+      for fwd, bwd, rfwd, rbwd in (
+            (K.maxpool2d_forward, K.maxpool2d_backward, ref.maxpool2d_forward_naive, ref.maxpool2d_backward_naive),
+            (K.avgpool2d_forward, K.avgpool2d_backward, ref.avgpool2d_forward_naive, ref.avgpool2d_backward_naive)):
         out, cache = fwd(xin, case["k"], case["s"])
         rout, rcache = rfwd(x, case["k"], case["s"])
-        assert close(out, rout), fwd.__name__
+        assert close(out, rout), fwd.__module__ + fwd.__name__
         d = rng.standard_normal(out.shape)
-        assert close(bwd(layouts(d, case["d_last"]), cache), rbwd(d, rcache)), bwd.__name__
+        assert close(bwd(layouts(d, case["d_last"]), cache), rbwd(d, rcache)), bwd.__module__ + bwd.__name__
 
 
-def test_maxpool_first_maximum_wins():
+@pytest.mark.parametrize("F", [F, T], ids=["fast", "textbook"])
+def test_maxpool_first_maximum_wins(F):
     """All-equal windows: the whole gradient goes to the top-left element of each window."""
     x = np.ones((1, 1, 4, 4))
     for xin in (x, channel_last(x)):
@@ -124,8 +133,9 @@ def test_maxpool_first_maximum_wins():
     assert np.array_equal(dx, ref.maxpool2d_backward_naive(np.ones_like(out), ref.maxpool2d_forward_naive(x, 2, 1)[1]))
 
 
+@pytest.mark.parametrize("F", [F, T], ids=["fast", "textbook"])
 @pytest.mark.parametrize("x_last", [False, True])
-def test_relu_backward_fresh_array_and_layout(x_last):
+def test_relu_backward_fresh_array_and_layout(x_last, F):
     rng = np.random.default_rng(0)
     x = layouts(rng.standard_normal((2, 3, 4, 5)), x_last)
     out, cache = F.relu_forward(x)
@@ -134,7 +144,7 @@ def test_relu_backward_fresh_array_and_layout(x_last):
     dx = F.relu_backward(d, cache)
     assert np.array_equal(dx, d * (x > 0)) and np.array_equal(d, d_before)
     assert not np.shares_memory(dx, d)
-    assert dx.dtype == d.dtype and (not x_last or F.conv.is_nhwc(dx))
+    assert dx.dtype == d.dtype and (not x_last or is_nhwc(dx))
 
 
 def test_conv_layouts_and_dtypes_float32():
@@ -145,10 +155,10 @@ def test_conv_layouts_and_dtypes_float32():
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     b = np.zeros(5, np.float32)
     out, cache = F.conv2d_forward(x, w, b, 1, 1)
-    assert out.dtype == np.float32 and out.shape == (4, 5, 10, 10) and F.conv.is_nhwc(out)
+    assert out.dtype == np.float32 and out.shape == (4, 5, 10, 10) and is_nhwc(out)
     r, rc = F.relu_forward(out)
     p, pc = F.maxpool2d_forward(r, 2)
-    assert p.dtype == np.float32 and F.conv.is_nhwc(p)
+    assert p.dtype == np.float32 and is_nhwc(p)
     dp = F.maxpool2d_backward(np.ones(p.shape, np.float32), pc)        # C-contiguous gradient
     dr = F.relu_backward(dp, rc)
     dx, dw, db = F.conv2d_backward(dr, cache)
@@ -175,7 +185,7 @@ def test_need_grad_flags_and_1x1_view_path():
 def test_public_im2col_col2im_are_adjoint():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 6, 5))
-    cols, (ho, wo) = F.im2col(x, 3, 2, (2, 1), (1, 0))
+    cols, (ho, wo) = T.im2col(x, 3, 2, (2, 1), (1, 0))
     g = rng.standard_normal(cols.shape)
-    dx = F.col2im(g, x.shape, 3, 2, (2, 1), (1, 0))
+    dx = T.col2im(g, x.shape, 3, 2, (2, 1), (1, 0))
     assert np.isclose(np.sum(cols * g), np.sum(x * dx))

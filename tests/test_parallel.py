@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nnlite import nn, parallel
-from nnlite.functional import conv as conv_mod
+from nnlite.fast import conv as conv_mod
 from nnlite.functional import reference as ref
 from nnlite.gradcheck import check_module
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from nnlite import parallel
-from nnlite.functional import _chunks
-from nnlite.functional import activations as act_mod
-from nnlite.functional import batchnorm as bn_mod
-from nnlite.functional import conv as conv_mod
-from nnlite.functional import linear as lin_mod
-from nnlite.functional import pool as pool_mod
+from nnlite.fast import chunks as _chunks
+from nnlite.fast import activations as act_mod
+from nnlite.fast import batchnorm as bn_mod
+from nnlite.fast import conv as conv_mod
+from nnlite.fast import linear as lin_mod
+from nnlite.fast import pool as pool_mod
 from nnlite.gradcheck import DEFAULT_TOL, check_module
 
 from specs import LAYER_SPECS

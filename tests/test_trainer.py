@@ -394,7 +394,7 @@ def test_fit_on_two_worker_threads_matches_sequential():
     """Trainer(threads=2) runs the kernels' chunks on two workers (nnlite.parallel): the same
     seeded run gives the same history as threads=1, up to float32 summation order."""
     from nnlite import parallel
-    from nnlite.functional import conv as conv_mod
+    from nnlite.fast import conv as conv_mod
     from nnlite.losses import SoftmaxCrossEntropy
     from nnlite.optim import SGD
 

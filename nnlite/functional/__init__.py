@@ -1,6 +1,9 @@
-"""Pure kernels: ``*_forward(...) -> (out, cache)`` and ``*_backward(dout, cache) -> grads``.
+"""The textbook storey: pure kernels ``*_forward(...) -> (out, cache)`` and
+``*_backward(dout, cache) -> grads``, one screen each, sequential, no state.
 
-No state, no classes. Loop references of conv and pooling live in ``nnlite.functional.reference``.
+These are the functions the README and the docstrings teach; ``nnlite.functional.reference``
+holds the loop references they are tested against, and ``nnlite.fast`` the tuned engine
+(same names, same contracts) that the layers run by default (see ``nnlite.use_kernels``).
 """
 from .activations import (leaky_relu_backward, leaky_relu_forward, log_softmax, relu_backward,
                           relu_forward, sigmoid_backward, sigmoid_forward, softmax_backward,

@@ -1,19 +1,29 @@
 """Loop references of convolution and pooling: obviously correct, slow.
 
-Kept for teaching (read these first), for tests (the fast kernels must equal them) and for
-benchmarks (to show what vectorization buys). Same signatures and conventions as the fast
-kernels in ``conv.py`` and ``pool.py``; caches are plain tuples of the inputs.
+Kept for teaching (read these first), for tests (the textbook kernels of ``conv.py`` and
+``pool.py`` and the engine's of ``nnlite.fast`` must equal them) and for benchmarks (to show
+what vectorization buys). Same signatures and conventions as those kernels; caches are plain
+tuples of the inputs. They import nothing from the code they check.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .conv import conv_output_size
-from .pool import _params
-
 
 def _pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
+
+
+def conv_output_size(size, kernel, stride, pad):
+    """(size + 2*pad - kernel) // stride + 1."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _params(kernel, stride):
+    """Pooling window and stride as (ph, pw, sh, sw); the stride defaults to the window."""
+    ph, pw = _pair(kernel)
+    sh, sw = _pair((ph, pw) if stride is None else stride)
+    return ph, pw, sh, sw
 
 
 def conv2d_forward_naive(x, w, b=None, stride=1, pad=0):

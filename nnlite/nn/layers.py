@@ -1,14 +1,18 @@
-"""Thin layer classes over the kernels in ``nnlite.functional``.
+"""Thin layer classes over the kernels.
 
-Each layer checks its input at the public entry point (rank, channels, dtype), keeps the
-kernel's cache between ``forward`` and ``backward``, and adds parameter gradients into
-``Parameter.grad``. A frozen parameter (``trainable=False``) gets no gradient computed.
+Each layer checks its input at the public entry point (rank, channels, dtype), runs the
+kernels of the active storey (``nnlite.kernels``: the engine ``nnlite.fast`` by default, the
+textbook ``nnlite.functional`` after ``nnlite.use_kernels("textbook")``), keeps the storey's name
+and the kernel's cache between ``forward`` and ``backward`` (``self._cache = (name, cache)``),
+and adds parameter gradients into ``Parameter.grad``. A frozen parameter
+(``trainable=False``) gets no gradient computed.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import functional as F
+from .. import kernels
 from .._checks import as_generator, check_float_array, check_same_dtype, pair
 from ..init import get_initializer
 from .module import Module
@@ -23,51 +27,60 @@ def _window(kernel_size, stride):
     return kernel_size, stride
 
 
-class _Stateless(Module):
-    """A layer without parameters whose passes are kernels: subclasses set ``_fwd`` / ``_bwd``.
+def _forward_kernels():
+    """(name, module) of the active storey, for a layer's forward; the name is kept in the
+    layer's cache for its backward (a plain string: models stay copyable and picklable)."""
+    name = kernels.active_name()
+    return name, kernels.storey(name)
 
-    forward: ``out, cache = _fwd(x, *self._fwd_args())`` after checking x is a float array
-    (of rank ``_ndim`` when set); backward: ``_bwd(dout, cache)``.
+
+class _Stateless(Module):
+    """A layer without parameters whose passes are one kernel pair: subclasses set ``_kernel``
+    (e.g. ``"relu"`` for ``relu_forward`` / ``relu_backward`` of the active storey).
+
+    forward: ``out, cache = K.<kernel>_forward(x, *self._fwd_args())`` after checking x is a
+    float array (of rank ``_ndim`` when set); backward: ``K.<kernel>_backward(dout, cache)``
+    with the same storey K.
     """
     _ndim = None
+    _kernel = None
 
     def _fwd_args(self) -> tuple:
-        """Hyper-parameters passed to ``_fwd`` after x (none by default)."""
+        """Hyper-parameters passed to the forward kernel after x (none by default)."""
         return ()
 
     def forward(self, x):
         check_float_array(x, "x", ndim=self._ndim)
-        out, self._cache = self._fwd(x, *self._fwd_args())
+        name, k = _forward_kernels()
+        out, cache = getattr(k, self._kernel + "_forward")(x, *self._fwd_args())
+        self._cache = (name, cache)
         return out
 
     def backward(self, dout):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._bwd(dout, self._cache)
+        name, cache = self._cache
+        return getattr(kernels.storey(name), self._kernel + "_backward")(dout, cache)
 
 
 class ReLU(_Stateless):
     """y = max(x, 0)."""
-    _fwd = staticmethod(F.relu_forward)
-    _bwd = staticmethod(F.relu_backward)
+    _kernel = "relu"
 
 
 class Sigmoid(_Stateless):
     """y = 1 / (1 + exp(-x))."""
-    _fwd = staticmethod(F.sigmoid_forward)
-    _bwd = staticmethod(F.sigmoid_backward)
+    _kernel = "sigmoid"
 
 
 class Tanh(_Stateless):
     """y = tanh(x)."""
-    _fwd = staticmethod(F.tanh_forward)
-    _bwd = staticmethod(F.tanh_backward)
+    _kernel = "tanh"
 
 
 class LeakyReLU(_Stateless):
     """y = x if x > 0 else negative_slope * x."""
-    _fwd = staticmethod(F.leaky_relu_forward)
-    _bwd = staticmethod(F.leaky_relu_backward)
+    _kernel = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
@@ -85,8 +98,7 @@ class Softmax(_Stateless):
 
     For classification training use ``SoftmaxCrossEntropy`` on logits instead (fused, stable).
     """
-    _fwd = staticmethod(F.softmax_forward)
-    _bwd = staticmethod(F.softmax_backward)
+    _kernel = "softmax"
 
     def __init__(self, axis: int = -1):
         super().__init__()
@@ -108,8 +120,7 @@ class Identity(Module):
 
 class Flatten(_Stateless):
     """(N, d1, d2, ...) -> (N, d1*d2*...)."""
-    _fwd = staticmethod(F.flatten_forward)
-    _bwd = staticmethod(F.flatten_backward)
+    _kernel = "flatten"
 
     def output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
@@ -126,6 +137,13 @@ class _WeightBias(Module):
     def _needs_weight_grad(self) -> bool:
         """True when the weight or the bias is trainable (else the kernels skip dW and db)."""
         return self.weight.trainable or (self.bias is not None and self.bias.trainable)
+
+    def _kernel_cache(self):
+        """(storey module, kernel cache) of the last forward; RuntimeError before any forward."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward: call forward first")
+        name, cache = self._cache
+        return kernels.storey(name), cache
 
     def _accumulate(self, dw, db) -> None:
         """Add ``dw`` (weight's shape) and ``db`` (bias's shape) into the trainable parameters."""
@@ -157,13 +175,16 @@ class Linear(_WeightBias):
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got {x.shape}")
         check_same_dtype(x, self.weight.data)
-        out, self._cache = F.linear_forward(x, self.weight.data, self._bias_data())
+        name, k = _forward_kernels()
+        out, cache = k.linear_forward(x, self.weight.data, self._bias_data())
+        self._cache = (name, cache)
         return out
 
     def backward(self, dout):
         """dout: (N, out_features) -> dx: (N, in_features), or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``."""
-        dx, dw, db = F.linear_backward(dout, self._cache, need_weight_grad=self._needs_weight_grad(),
+        k, cache = self._kernel_cache()
+        dx, dw, db = k.linear_backward(dout, cache, need_weight_grad=self._needs_weight_grad(),
                                        need_input_grad=self.needs_input_grad)
         self._accumulate(dw, db)
         return dx
@@ -180,7 +201,8 @@ class Conv2d(_WeightBias):
 
     x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
     weight: (out_channels, in_channels, kh, kw), He-normal (fan_in = C_in*kh*kw); bias zeros.
-    ``needs_input_grad=False`` (set it on a model's first layer) skips the col2im in backward.
+    ``needs_input_grad=False`` (set it on a model's first layer) skips the input gradient
+    (dx) in backward, which then returns None.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -200,14 +222,16 @@ class Conv2d(_WeightBias):
             raise ValueError(f"Conv2d expects {self.in_channels} input channels (N, {self.in_channels}, H, W), "
                              f"got shape {x.shape}")
         check_same_dtype(x, self.weight.data)
-        out, self._cache = F.conv2d_forward(x, self.weight.data, self._bias_data(),
-                                            self.stride, self.padding)
+        name, k = _forward_kernels()
+        out, cache = k.conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
+        self._cache = (name, cache)
         return out
 
     def backward(self, dout):
         """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``."""
-        dx, dw, db = F.conv2d_backward(dout, self._cache, need_input_grad=self.needs_input_grad,
+        k, cache = self._kernel_cache()
+        dx, dw, db = k.conv2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
                                        need_weight_grad=self._needs_weight_grad())
         self._accumulate(dw, db)
         return dx
@@ -245,21 +269,18 @@ class _Pool(_Stateless):
 
 class MaxPool2d(_Pool):
     """Max pooling (N, C, H, W) -> (N, C, Ho, Wo); the gradient goes to each window's first maximum."""
-    _fwd = staticmethod(F.maxpool2d_forward)
-    _bwd = staticmethod(F.maxpool2d_backward)
+    _kernel = "maxpool2d"
 
 
 class AvgPool2d(_Pool):
     """Average pooling (N, C, H, W) -> (N, C, Ho, Wo)."""
-    _fwd = staticmethod(F.avgpool2d_forward)
-    _bwd = staticmethod(F.avgpool2d_backward)
+    _kernel = "avgpool2d"
 
 
 class GlobalAvgPool2d(_Stateless):
     """(N, C, H, W) -> (N, C): the mean over all spatial positions."""
     _ndim = 4
-    _fwd = staticmethod(F.global_avgpool_forward)
-    _bwd = staticmethod(F.global_avgpool_backward)
+    _kernel = "global_avgpool"
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:2])
@@ -293,19 +314,21 @@ class _BatchNorm(_WeightBias):
         if self.training and x.size // x.shape[1] < 2:
             raise ValueError(f"{type(self).__name__} in training mode needs more than one value "
                              f"per feature, got input of shape {x.shape}")
-        out, self._cache = F.batchnorm_forward(x, self.weight.data, self.bias.data, self.training,
-                                               self.running_mean, self.running_var, self.eps)
+        name, k = _forward_kernels()
+        out, cache = k.batchnorm_forward(x, self.weight.data, self.bias.data, self.training,
+                                         self.running_mean, self.running_var, self.eps)
+        self._cache = (name, cache)
         if self.training:
             mean, var = F.batchnorm_running_update(self.running_mean, self.running_var,
-                                                   self._cache, self.momentum)
+                                                   cache, self.momentum)
             self._set_buffer("running_mean", mean)
             self._set_buffer("running_var", var)
         return out
 
     def backward(self, dout):
         """dout: x's shape -> dx; adds dgamma, dbeta into the trainable parameters' ``grad``."""
-        dx, dgamma, dbeta = F.batchnorm_backward(dout, self._cache,
-                                                 need_weight_grad=self._needs_weight_grad())
+        k, cache = self._kernel_cache()
+        dx, dgamma, dbeta = k.batchnorm_backward(dout, cache, need_weight_grad=self._needs_weight_grad())
         self._accumulate(dgamma, dbeta)
         return dx
 

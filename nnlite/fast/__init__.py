@@ -1,0 +1,25 @@
+"""The engine storey: the tuned kernels, with the same names and contracts as the textbook
+kernels of ``nnlite.functional`` (whose functions it re-exports where it has no faster one).
+
+What "tuned" means here: batch chunks of about a core's cache, the workers of an enclosing
+``nnlite.parallel.threads()`` block (the engine is the only user of those workers), reused
+workspaces, channel-last layout (``layout``), per-shape strategies with their tuning
+constants and measurements (``conv``), and declared profiling seams (``probes``). It imports
+``nnlite.functional`` and ``nnlite.parallel``; ``nnlite.functional`` never imports it.
+Tests prove engine == textbook == loop reference for every kernel here.
+"""
+from ..functional import *  # noqa: F401,F403  (kernels without an engine version)
+from ..functional import __all__ as _textbook_names
+from .activations import relu_backward, relu_forward
+from .batchnorm import batchnorm_backward, batchnorm_forward
+from .conv import conv2d_backward, conv2d_forward, release_workspaces
+from .linear import linear_backward, linear_forward
+from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+
+#: The kernels this storey tunes (the rest are the textbook ones, re-exported).
+ENGINE_KERNELS = ("relu_forward", "relu_backward", "batchnorm_forward", "batchnorm_backward",
+                  "conv2d_forward", "conv2d_backward", "linear_forward", "linear_backward",
+                  "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward",
+                  "avgpool2d_backward")
+
+__all__ = sorted(set(_textbook_names) | set(ENGINE_KERNELS) | {"release_workspaces"})
