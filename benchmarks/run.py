@@ -85,7 +85,8 @@ def render(results) -> str:
         out.append("\nconv2d (batch 128, float32; loop reference on a small float64 batch, per image). "
                    "Ratios of mins; 'med' = ratio of medians")
         out.append(_table(["shape", "loop ms/img", "textbook ms/img", "nnlite ms/img", "torch ms/img",
-                           "loop/nn fwd", "loop/nn bwd", "textbook/nn fwd", "textbook/nn bwd", "nn/torch fwd", "nn/torch bwd", "nn/torch f+b", "(med)",
+                           "loop/nn fwd", "loop/nn bwd", "textbook/nn fwd", "textbook/nn bwd", "nn/torch fwd",
+                           "nn/torch bwd", "nn/torch f+b", "(med)",
                            "GEMM share", "of peak"], rows))
         rows = []
         for r in by["conv"]:
@@ -196,7 +197,8 @@ def check_targets(rows):
             v = min(in_model)
             t["conv GEMM share (model layers as in the models: first without dx)"] = {
                 "value": v, "target": ">= 0.75", "met": v >= 0.75}
-        sp = min(min(r["ratios"]["loop/nnlite fwd (per image)"]["min"], r["ratios"]["loop/nnlite bwd (per image)"]["min"])
+        sp = min(min(r["ratios"]["loop/nnlite fwd (per image)"]["min"],
+                     r["ratios"]["loop/nnlite bwd (per image)"]["min"])
                  for r in conv)
         t["conv loop/nnlite per image (worst)"] = {"value": sp, "target": ">= 100", "met": sp >= 100}
     mem = [r for r in rows if r["group"] == "memory" and "peak RSS nnlite/torch" in r["ratios"]]

@@ -1,5 +1,6 @@
-"""Engine pooling kernels (same contracts as ``nnlite.functional.pool``): max, average (any window and stride, overlapping windows included),
-global average pooling, and flatten. Inputs are NCHW; no padding (as Keras' 'valid').
+"""Engine pooling kernels (same contracts as ``nnlite.functional.pool``): max and average
+(any window and stride, overlapping windows included). Inputs are NCHW; no padding (as
+Keras' 'valid'). Global average pooling and flatten are the textbook kernels.
 
 Every kernel works offset by offset: x[:, :, i::sh, j::sw] (cropped to the output grid) is a
 strided (N, C, Ho, Wo) view holding offset (i, j) of every window, so forward is one pass per

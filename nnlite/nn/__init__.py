@@ -1,5 +1,5 @@
 """Layers and models: ``Parameter``, ``Module``, layers, containers, ``summary``."""
-from .containers import Residual, Sequential, basic_block, projection_shortcut
+from .containers import ModuleList, Residual, Sequential, basic_block, projection_shortcut
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                      GlobalAvgPool2d, Identity, LeakyReLU, Linear, MaxPool2d, Normalize, ReLU,
                      Sigmoid, Softmax, Tanh)

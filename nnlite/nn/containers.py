@@ -1,4 +1,4 @@
-"""Containers: ``Sequential`` and the ``Residual`` block."""
+"""Containers: ``Sequential``, ``ModuleList`` and the ``Residual`` block."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,6 +60,40 @@ class Sequential(Module):
         for layer in self._modules.values():
             input_shape = layer.output_shape(input_shape)
         return tuple(input_shape)
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (named "0", "1", ...), for models that
+    call their parts in their own ``forward``/``backward`` (as ``torch.nn.ModuleList``).
+
+    It has no forward of its own: iterate over it, index it, ``append`` to it.
+    """
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList item {len(self)} must be a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __iter__(self):
+        return iter(list(self._modules.values()))
+
+    def forward(self, x):
+        raise NotImplementedError("ModuleList has no forward: call its modules in your model's forward")
+
+    def backward(self, dout):
+        raise NotImplementedError("ModuleList has no backward: call its modules in your model's backward")
 
 
 class Residual(Module):

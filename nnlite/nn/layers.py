@@ -19,6 +19,21 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _conv_padding(padding, kernel_size, stride):
+    """Zero padding (ph, pw) from an int, a pair, "valid" (none) or "same" (stride 1 and odd
+    kernels: output size = input size, pad = (k - 1) // 2 on every side, as Keras/PyTorch)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0)
+        if padding == "same":
+            if stride != (1, 1) or min(kernel_size) % 2 == 0:
+                raise ValueError(f'padding="same" needs stride 1 and odd kernel sizes (symmetric zero '
+                                 f'padding), got kernel_size={kernel_size}, stride={stride}')
+            return ((kernel_size[0] - 1) // 2, (kernel_size[1] - 1) // 2)
+        raise ValueError(f'padding must be an int, a pair, "same" or "valid", got {padding!r}')
+    return pair(padding, "padding")
+
+
 def _window(kernel_size, stride):
     """Validated window geometry: ``(kh, kw), (sh, sw)`` from ints or pairs, all >= 1."""
     kernel_size, stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
@@ -200,6 +215,7 @@ class Conv2d(_WeightBias):
     """2-D convolution over NCHW input via im2col + one GEMM.
 
     x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
+    padding: int, (ph, pw), "valid" (0) or "same" (stride 1, odd kernel: Ho = H).
     weight: (out_channels, in_channels, kh, kw), He-normal (fan_in = C_in*kh*kw); bias zeros.
     ``needs_input_grad=False`` (set it on a model's first layer) skips the input gradient
     (dx) in backward, which then returns None.
@@ -210,7 +226,7 @@ class Conv2d(_WeightBias):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride = _window(kernel_size, stride)
-        self.padding = pair(padding, "padding")
+        self.padding = _conv_padding(padding, self.kernel_size, self.stride)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
