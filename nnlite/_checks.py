@@ -75,10 +75,99 @@ def check_int(v, name: str, minimum: int = 1) -> int:
 
 
 def pair(v, name: str) -> tuple:
-    """Turn an int or a 2-tuple into a 2-tuple of non-negative ints."""
-    if isinstance(v, numbers.Integral):
+    """Turn an int or a 2-tuple/list of ints into a 2-tuple of non-negative ints.
+
+    TypeError for anything else (float, None, str, bool: never truncated), ValueError for
+    negative values or a sequence of another length; messages name ``name``.
+    """
+    if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)):
         v = (int(v), int(v))
-    v = tuple(int(a) for a in v)
-    if len(v) != 2 or min(v) < 0:
+    elif isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be a non-negative int or a pair of them, got {tuple(v)} "
+                             f"({len(v)} values)")
+        for a in v:
+            if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+                raise TypeError(f"{name} must be a non-negative int or a pair of ints, got "
+                                f"{tuple(v)!r} (holding {type(a).__name__})")
+        v = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name} must be a non-negative int or a pair of ints, got "
+                        f"{type(v).__name__} ({v!r:.40})")
+    if min(v) < 0:
         raise ValueError(f"{name} must be a non-negative int or a pair of them, got {v}")
     return v
+
+
+def check_real(v, name: str, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+               finite: bool = True) -> float:
+    """A real number (bool, str, None refused) in the given range, as a Python float.
+
+    TypeError for a non-number, ValueError for NaN/inf (when ``finite``) or outside
+    ``[lo, hi]`` (``lo_open``/``hi_open`` exclude the bound); messages name ``name``, the
+    range and the value.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} ({v!r:.40})")
+    v = float(v)
+    if finite and not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    if np.isnan(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or \
+            (hi is not None and (v >= hi if hi_open else v > hi)):
+        rng = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}{')' if hi_open or hi is None else ']'}")
+        raise ValueError(f"{name} must be in {rng}, got {v}")
+    return v
+
+
+def check_bool(v, name: str) -> bool:
+    """A bool (numpy bools accepted); TypeError naming ``name`` otherwise (no truthiness)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(v).__name__} ({v!r:.40})")
+    return bool(v)
+
+
+def check_finite_vector(v, name: str, positive: bool = False, dtype=np.float64) -> np.ndarray:
+    """A 1-D array of finite numbers (a scalar becomes length 1), cast to ``dtype``.
+
+    TypeError for non-numeric input (strings, None, objects), ValueError for NaN/inf, an
+    empty vector, or (``positive``) entries <= 0, naming the first bad index and value.
+    """
+    try:
+        a = np.asarray(v)
+    except Exception as e:  # ragged nested sequences
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(v).__name__}: {e}") from None
+    if a.dtype.kind not in "biuf" or a.dtype.kind == "b":
+        raise TypeError(f"{name} must hold real numbers, got {type(v).__name__} of dtype {a.dtype}")
+    a = a.astype(dtype).reshape(-1)
+    if a.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    bad = ~np.isfinite(a) | ((a <= 0) if positive else False)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        want = "finite and > 0" if positive else "finite"
+        raise ValueError(f"{name} must be {want}, got {a[i]} at index {i}")
+    return a
+
+
+def check_backward_ready(cache, who: str) -> None:
+    """RuntimeError when ``backward`` runs before ``forward`` (the layer's cache is None)."""
+    if cache is None:
+        raise RuntimeError(f"{who}.backward called before forward: call forward first")
+
+
+def check_dout(dout, shape, who: str) -> np.ndarray:
+    """``dout`` must be a floating ndarray of the forward output's ``shape``.
+
+    TypeError for a list or a non-float array, ValueError for another shape; messages name
+    the layer ``who`` and both shapes.
+    """
+    if not isinstance(dout, np.ndarray):
+        raise TypeError(f"{who}.backward: dout must be a numpy.ndarray (the gradient of the "
+                        f"loss w.r.t. the forward output), got {type(dout).__name__}")
+    if not np.issubdtype(dout.dtype, np.floating):
+        raise TypeError(f"{who}.backward: dout must have a floating dtype, got {dout.dtype}")
+    if shape is not None and dout.shape != tuple(shape):
+        raise ValueError(f"{who}.backward: dout must have the forward output's shape "
+                         f"{tuple(shape)}, got {dout.shape}")
+    return dout

@@ -7,24 +7,40 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_finite_vector, check_real
 from .functional import losses as FL
 
 
 class Loss:
-    """Base class: subclasses implement ``_compute(pred, target) -> (value, grad)``."""
+    """Base class: subclasses implement ``_compute(pred, target) -> (value, grad)``.
+
+    ``value = loss.forward(pred, target)`` (or ``loss(pred, target)``) then
+    ``dpred = loss.backward()``; ``forward`` refuses floating targets holding NaN or inf.
+    """
 
     def __init__(self):
         self._grad = None
 
     def forward(self, pred, target) -> float:
+        """The mean loss over the batch (a float); keeps d(loss)/d(pred) for `backward`.
+
+        pred: the model's output, e.g. logits (N, C); target: labels (N,) or an array like
+        ``pred`` (MSE, BCE), as each loss documents. Floating targets must be finite.
+        """
+        if isinstance(target, np.ndarray) and target.dtype.kind == "f" and not np.all(np.isfinite(target)):
+            bad = target[~np.isfinite(target)].flat[0]
+            raise ValueError(f"{type(self).__name__}: target must be finite, got {bad} "
+                             f"(in a target of shape {target.shape})")
         value, self._grad = self._compute(pred, target)
         return value
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
+        """d(mean loss)/d(pred) of the last `forward`, shaped like ``pred``; RuntimeError before
+        any forward."""
         if self._grad is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward: call forward first")
         return self._grad
 
     def _compute(self, pred, target):
@@ -40,7 +56,15 @@ class SoftmaxCrossEntropy(Loss):
 
     def __init__(self, label_smoothing: float = 0.0, class_weights=None):
         super().__init__()
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = check_real(label_smoothing, "label_smoothing", lo=0.0, hi=1.0)
+        if class_weights is not None:
+            w = check_finite_vector(class_weights, "class_weights")
+            if np.any(w < 0):
+                i = int(np.flatnonzero(w < 0)[0])
+                raise ValueError(f"class_weights must be >= 0, got {w[i]} at index {i}")
+            if not np.any(w > 0):
+                raise ValueError("class_weights must have at least one positive entry, got all zeros")
+            class_weights = w
         self.class_weights = class_weights
 
     def _compute(self, logits, y):
@@ -52,7 +76,7 @@ class MulticlassHinge(Loss):
 
     def __init__(self, margin: float = 1.0):
         super().__init__()
-        self.margin = margin
+        self.margin = check_real(margin, "margin", lo=0.0)
 
     def _compute(self, scores, y):
         return FL.multiclass_hinge(scores, y, self.margin)

@@ -90,10 +90,12 @@ def test_custom_callback_sees_hooks_in_order():
     rec = Recorder()
     make_trainer([rec]).fit(x, y, epochs=2, val_data=(x[:10], y[:10]))
     keys = sorted(["loss", "acc", "val_loss", "val_acc", "lr", "epoch_time"])
-    per_epoch = lambda e: ([f"epoch_begin {e}"]
-                           + [c for b, n in enumerate([32, 32, 6])
-                              for c in (f"batch_begin {b} {n}", f"batch_end {b} {n}")]
-                           + [f"validation_end {e}", f"epoch_end {e} {keys}"])
+
+    def per_epoch(e):
+        return ([f"epoch_begin {e}"]
+                + [c for b, n in enumerate([32, 32, 6])
+                   for c in (f"batch_begin {b} {n}", f"batch_end {b} {n}")]
+                + [f"validation_end {e}", f"epoch_end {e} {keys}"])
     assert rec.calls == ["train_begin"] + per_epoch(0) + per_epoch(1) + ["train_end"]
 
 
@@ -299,3 +301,128 @@ def test_progress_bar_ends_its_line_when_fit_raises():
         tr.fit(x, y, epochs=1)
     text = out.getvalue()
     assert "2/4" in text and text.endswith("\n") and text.count("\n") == 1
+
+
+# -- issue 13: no callback saves non-finite weights ----------------------------------------------------
+class Blowup(Callback):
+    """The last step of epoch 1 diverges: its loss (computed before the step) is finite, the
+    update is not (lr 1e300), so only the epoch's val_loss and the weights show it."""
+
+    def on_train_batch_begin(self, trainer, batch, xb, yb):
+        if trainer.epoch == 1 and batch == trainer.steps_per_epoch - 1:
+            trainer.optimizer.param_groups[0]["lr"] = 1e300
+
+
+@pytest.mark.parametrize("guard_first", [True, False])
+def test_nan_at_an_epochs_last_batch_never_overwrites_the_last_good_checkpoint(tmp_path, guard_first):
+    x, y = blobs(n=96)
+    path = tmp_path / "last.npz"
+    mc = ModelCheckpoint(path)
+    cbs = [Blowup(), NaNGuard(), mc] if guard_first else [Blowup(), mc, NaNGuard()]
+    tr = make_trainer(cbs)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"val_loss is (nan|inf) "
+                                                  r"at the end of epoch 1") as err:
+        tr.fit(x, y, epochs=3, val_data=(x, y))
+    assert err.value.epoch == 1 and err.value.batch is None
+    assert mc.saved == [str(path)]  # epoch 1 only
+    fresh = mlp(seed=9)
+    info = load_checkpoint(path, fresh)
+    assert info["epoch"] == 1
+    assert all(np.all(np.isfinite(v)) for v in fresh.state_dict().values())
+
+
+def test_nan_guard_checks_weights_when_no_validation_data(tmp_path):
+    x, y = blobs(n=96)
+    path = tmp_path / "last.npz"
+    tr = make_trainer([Blowup(), ModelCheckpoint(path), NaNGuard()])
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"parameter '0.weight' "
+                                                  r"holds NaN or inf at the end of epoch 1"):
+        tr.fit(x, y, epochs=3)
+    assert load_checkpoint(path, mlp(seed=9))["epoch"] == 1
+
+
+def test_model_checkpoint_alone_refuses_to_save_non_finite_weights(tmp_path):
+    x, y = blobs(n=96)
+    path = tmp_path / "last.npz"
+    mc = ModelCheckpoint(path)
+    tr = make_trainer([Blowup(), mc])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=r"not saving epoch \d.*NaN or inf"):
+        tr.fit(x, y, epochs=3, val_data=(x, y))
+    assert mc.saved == [str(path)] and mc.skipped == [1, 2]
+    fresh = mlp(seed=9)
+    assert load_checkpoint(path, fresh)["epoch"] == 1
+    assert all(np.all(np.isfinite(v)) for v in fresh.state_dict().values())
+
+
+# -- issue 13: callback state survives a resume ---------------------------------------------------------
+def _recipe(tmp_path, tag):
+    """The README's recipe: best-only and every-epoch checkpoints plus early stopping. The
+    checkpoint writers are listed first: they still save after EarlyStopping has counted."""
+    best = tmp_path / f"{tag}-best.npz"
+    last = tmp_path / f"{tag}-last.npz"
+    es = EarlyStopping(patience=2, restore_best_weights=True)
+    mcb = ModelCheckpoint(best, save_best_only=True)
+    mcl = ModelCheckpoint(last)
+    # val_loss 1.0, 0.5, 0.7, 0.8, ...: best at epoch 1, patience runs out at epoch 3
+    tr = make_trainer([Script([1.0, 0.5, 0.7, 0.8, 0.9, 1.0]), mcb, mcl, es])
+    return tr, es, mcb, mcl, best, last
+
+
+def test_two_epochs_plus_resumed_two_equal_four_for_the_callbacks(tmp_path):
+    x, y = blobs(n=96)
+    tr, es, mcb, _, best, _ = _recipe(tmp_path, "straight")
+    tr.fit(x, y, epochs=6, val_data=(x, y))
+    assert es.stopped_epoch == 3 and es.best_epoch == 1 and len(tr.history) == 4
+    assert [os.path.basename(p) for p in mcb.saved] == ["straight-best.npz"] * 2  # epochs 0, 1
+
+    tr1, es1, _, _, best1, last1 = _recipe(tmp_path, "split")
+    tr1.fit(x, y, epochs=2, val_data=(x, y))
+    tr2, es2, mcb2, mcl2, best2, last2 = _recipe(tmp_path, "split")  # a new process
+    info = load_checkpoint(last2, tr2.model, tr2.optimizer, None, tr2)
+    assert info["epoch"] == 2 and set(info["callbacks"]) == {"EarlyStopping", "ModelCheckpoint",
+                                                            "ModelCheckpoint#1"}
+    assert es2.best == 0.5 and es2.best_epoch == 1 and es2.wait == 0 and mcb2.best == 0.5
+    best_bytes = best2.read_bytes()
+    tr2.fit(x, y, epochs=6, val_data=(x, y), initial_epoch=info["epoch"])
+    # the same decisions as the straight run: stop at epoch 3, best.npz never overwritten
+    assert es2.stopped_epoch == 3 and es2.best_epoch == 1 and es2.wait == es.wait == 2
+    assert best2.read_bytes() == best_bytes and mcb2.best == mcb.best == 0.5
+    assert load_checkpoint(best2, mlp(seed=7))["epoch"] == load_checkpoint(best, mlp(seed=7))["epoch"] == 2
+    # restore_best_weights: the epoch-1 weights, saved in the checkpoint, come back at the end
+    w_straight, w_resumed = tr.model.state_dict(), tr2.model.state_dict()
+    assert all(np.array_equal(w_straight[k], w_resumed[k]) for k in w_straight)
+    assert tr2.history.epoch == [0, 1, 2, 3]
+
+
+def test_callback_state_is_checked_before_anything_is_written(tmp_path):
+    import json
+
+    from nnlite.train import checkpoint as ck
+    x, y = blobs(n=64)
+    tr, *_, last = _recipe(tmp_path, "a")
+    tr.fit(x, y, epochs=1, val_data=(x, y))
+    meta, arrays = ck.read_checkpoint(last)
+    meta = json.loads(json.dumps(meta))
+    meta.pop("keys")
+    meta["callbacks"]["EarlyStopping"]["wait"] = "three"
+    ck._write_raw(str(last), meta, arrays)
+    tr2, es2, *_ = _recipe(tmp_path, "b")
+    before = tr2.model.state_dict()
+    with pytest.raises(ValueError, match="EarlyStopping.*'wait' must be a non-negative int"):
+        load_checkpoint(last, tr2.model, tr2.optimizer, None, tr2)
+    assert all(np.array_equal(before[k], v) for k, v in tr2.model.state_dict().items())
+    assert es2.wait == 0 and es2.best == math.inf
+
+
+def test_val_monitor_and_path_fields_without_validation_fail_before_the_first_epoch(tmp_path):
+    x, y = blobs(n=64)
+    for cb, pattern in [(ModelCheckpoint(tmp_path / "{val_loss:.3f}.npz"), r"uses \{val_loss\}"),
+                        (ModelCheckpoint(tmp_path / "b.npz", save_best_only=True), "monitors 'val_loss'"),
+                        (EarlyStopping(), "monitors 'val_loss'")]:
+        tr = make_trainer([cb])
+        with pytest.raises(ValueError, match=pattern + ".*validation"):
+            tr.fit(x, y, epochs=2)
+        assert len(tr.history) == 0 and os.listdir(tmp_path) == []
+    ok = ModelCheckpoint(tmp_path / "{epoch:02d}-{loss:.2f}.npz")  # train-only fields are fine
+    make_trainer([ok]).fit(x, y, epochs=1)
+    assert len(os.listdir(tmp_path)) == 1

@@ -1,6 +1,7 @@
 """Tests of nnlite.train.checkpoint: format, exact resume, atomic writes, damage detection,
 architecture checks."""
 import json
+import re
 import os
 
 import numpy as np
@@ -77,14 +78,15 @@ def test_file_is_plain_npz_with_json_meta_and_checksum(trained):
         files = z.files
         assert all(not z[k].dtype.hasobject for k in files)
         meta = json.loads(str(z["__meta__"][()]))
+        sha = str(z["__sha256__"][()])
     assert any(k.startswith("model/0.weight") for k in files)
     assert "model/1.running_mean" in files
     assert any(k.startswith("optim/state.") for k in files)
     assert "sched/last_epoch" in files
-    assert meta["version"] == 1 and len(meta["sha256"]) == 64 and meta["epoch"] == 2
+    assert meta["version"] == 2 and len(sha) == 64 and meta["epoch"] == 2
     assert set(meta["module_rngs"]) == {"3"}
     assert meta["module_rngs"]["3"]["bit_generator"] == "PCG64"
-    assert set(meta["keys"]) == set(files) - {"__meta__"}
+    assert set(meta["keys"]) == set(files) - {"__meta__", "__sha256__"}
     read_meta, arrays = read_checkpoint(path)
     assert list(arrays) == meta["keys"]
 
@@ -306,3 +308,243 @@ def test_schedule_failure_rolls_back_the_already_loaded_optimizer(tmp_path):
         load_checkpoint(path, m2, o2, s2)
     assert same(weights(m2), snap_w) and same(o2.state_dict(), snap_o)
     assert same(s2.state_dict(), snap_s)
+
+
+# -- issue 13: every byte of the metadata is covered by the checksum --------------------------------
+from nnlite.train import checkpoint as ckpt_mod  # noqa: E402
+
+
+def _meta_text_npz(path):
+    with np.load(path, allow_pickle=False) as z:
+        return str(z["__meta__"][()])
+
+
+def _rewrite_npz(src, dst, meta_text):
+    """Rewrite an npz with another ``__meta__`` text: the zip CRCs are valid again (as if a
+    tool had edited the file), only nnlite's checksum can tell."""
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["__meta__"] = np.array(meta_text)
+    np.savez(dst, **arrays)
+
+
+def test_npz_metadata_bit_flips_are_caught_by_the_checksum(trained, tmp_path):
+    path = trained[0]
+    text = _meta_text_npz(path)
+    objs, snap = _fresh_with_snapshot()
+    # targeted edits that stay valid JSON: epoch, a history value, the split seed, an RNG state
+    meta = json.loads(text)
+    for field, edit in [("epoch", lambda m: m.__setitem__("epoch", 1)),
+                        ("history", lambda m: m["history"]["loss"].__setitem__(0, 0.001)),
+                        ("split_seed", lambda m: m["trainer"].__setitem__("split_seed", 7)),
+                        ("rng", lambda m: m["module_rngs"]["3"]["state"].__setitem__("state", 5))]:
+        forged = json.loads(text)
+        edit(forged)
+        assert forged != meta
+        bad = tmp_path / f"forged-{field}.npz"
+        _rewrite_npz(path, bad, json.dumps(forged))
+        with pytest.raises(CheckpointError, match="SHA-256"):
+            load_checkpoint(bad, *objs)
+        assert _unchanged(objs, snap)
+    # single bit flips all over the metadata text (zip CRC recomputed)
+    raw = text.encode("utf-8")
+    positions = range(0, len(raw), max(1, len(raw) // 60))
+    for i in positions:
+        flipped = bytearray(raw)
+        flipped[i] ^= 1 << (i % 7)
+        try:
+            new_text = flipped.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        bad = tmp_path / "flip.npz"
+        _rewrite_npz(path, bad, new_text)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(bad, *objs)
+    assert _unchanged(objs, snap)
+    # the raw file too: a flip inside the stored metadata member (caught by zip CRC or checksum)
+    data = path.read_bytes()
+    at = data.find('"epoch"'.encode("utf-32-le"))  # npz stores unicode as UTF-32
+    assert at > 0
+    for k in range(at, at + 40, 3):
+        flipped = bytearray(data)
+        flipped[k] ^= 0x02
+        bad = tmp_path / "rawflip.npz"
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(CheckpointError):
+            load_checkpoint(bad, *objs)
+    assert _unchanged(objs, snap)
+
+
+def test_h5_metadata_bit_flips_are_caught_by_the_checksum(tmp_path):
+    pytest.importorskip("h5py")
+    x, y = blobs(n=64)
+    model, opt, sched, tr = setup()
+    tr.fit(x, y, epochs=2)
+    path = tmp_path / "ckpt.h5"
+    save_checkpoint(path, model, opt, sched, tr, epoch=2)
+    data = path.read_bytes()
+    meta_text = json.dumps(read_checkpoint(path)[0]).encode()
+    start = data.find(b'{"format"')
+    assert start > 0, "the metadata JSON is stored as one string in the HDF5 file"
+    end = data.find(b"}", start + len(meta_text) - 20) + 1
+    objs, snap = _fresh_with_snapshot()
+    checked = 0
+    for i in range(start, end, max(1, (end - start) // 80)):
+        flipped = bytearray(data)
+        flipped[i] ^= 1 << (i % 7)
+        bad = tmp_path / "flip.h5"
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(CheckpointError):
+            load_checkpoint(bad, *objs)
+        checked += 1
+    assert checked >= 40 and _unchanged(objs, snap)
+    # the targeted flip of the issue: epoch 2 -> 3 ('2' ^ 1 == '3'), still valid JSON
+    at = data.find(b'"epoch": 2')
+    flipped = bytearray(data)
+    flipped[at + len(b'"epoch": ')] ^= 0x01
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(bad, *objs)
+    assert _unchanged(objs, snap)
+
+
+def test_version_1_files_are_still_read(tmp_path):
+    """Files of the previous format (checksum over the arrays, inside the metadata) load."""
+    x, y = blobs(n=64)
+    model, opt, sched, tr = setup()
+    tr.fit(x, y, epochs=1)
+    meta, arrays = read_checkpoint(ckpt_mod.save_checkpoint(tmp_path / "v2.npz", model, opt,
+                                                            sched, tr, epoch=1))
+    meta = dict(meta, version=1, sha256=ckpt_mod._digest(arrays))
+    meta.pop("callbacks")
+    v1 = tmp_path / "v1.npz"
+    np.savez(v1, **arrays, __meta__=np.array(json.dumps(meta)))
+    m2, o2, s2, t2 = setup(seed=8)
+    assert load_checkpoint(v1, m2, o2, s2, t2)["epoch"] == 1
+    assert same(weights(m2), weights(model))
+    meta["sha256"] = "0" * 64
+    np.savez(v1, **arrays, __meta__=np.array(json.dumps(meta)))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(v1, m2)
+    meta["version"] = 2  # a v2 file must carry its __sha256__ entry
+    np.savez(v1, **arrays, __meta__=np.array(json.dumps(meta)))
+    with pytest.raises(CheckpointError, match="__sha256__"):
+        load_checkpoint(v1, m2)
+
+
+# -- issue 13: validate everything, then apply everything --------------------------------------------
+def _resign(src, dst, edit):
+    """A checkpoint with an edited metadata field and a valid checksum (as a buggy writer or a
+    hand edit would produce): only the field checks can refuse it."""
+    meta, arrays = read_checkpoint(src)
+    meta = json.loads(json.dumps(meta))
+    meta.pop("keys")
+    edit(meta)
+    ckpt_mod._write_raw(str(dst), meta, arrays)
+    return dst
+
+
+@pytest.mark.parametrize("field, edit", [
+    ("epoch", lambda m: m.__setitem__("epoch", "two")),
+    ("epoch", lambda m: m.__setitem__("epoch", -5)),
+    ("epoch", lambda m: m.__setitem__("epoch", True)),
+    ("history.loss[1]", lambda m: m["history"]["loss"].__setitem__(1, "x")),
+    ("history.acc", lambda m: m["history"].__setitem__("acc", 3)),
+    ("history", lambda m: m["history"]["loss"].append(1.0)),  # columns of different lengths
+    ("trainer.split_seed", lambda m: m["trainer"].__setitem__("split_seed", "abc")),
+    ("trainer.split_seed", lambda m: m["trainer"].__setitem__("split_seed", 1.5)),
+    ("trainer.split_seed", lambda m: m["trainer"].__setitem__("split_seed", -1)),
+    ("trainer.rng", lambda m: m["trainer"].__setitem__("rng", 5)),
+    ("has_optimizer", lambda m: m.__setitem__("has_optimizer", "yes")),
+    ("extra", lambda m: m.__setitem__("extra", [1, 2])),
+    ("module_rngs", lambda m: m.__setitem__("module_rngs", [])),
+])
+def test_malformed_field_names_the_field_and_changes_nothing(trained, tmp_path, field, edit):
+    bad = _resign(trained[0], tmp_path / "bad.npz", edit)
+    objs, snap = _fresh_with_snapshot()
+    history_before = objs[3].history.to_dict()
+    with pytest.raises(CheckpointError, match=re.escape(f"field '{field}")) as err:
+        load_checkpoint(bad, *objs)
+    assert isinstance(err.value, ValueError)
+    assert _unchanged(objs, snap) and objs[3].history.to_dict() == history_before
+
+
+def test_bad_trainer_rng_state_is_checked_before_the_model_is_written(trained, tmp_path):
+    def edit(m):
+        m["trainer"]["rng"]["state"]["state"] = "not a number"
+    bad = _resign(trained[0], tmp_path / "bad.npz", edit)
+    objs, snap = _fresh_with_snapshot()
+    with pytest.raises(CheckpointError, match="trainer"):
+        load_checkpoint(bad, *objs)
+    assert _unchanged(objs, snap)
+
+
+def test_bad_optimizer_state_is_checked_before_anything_is_written(trained, tmp_path):
+    meta, arrays = read_checkpoint(trained[0])
+    key = next(k for k in arrays if k.startswith("optim/state."))
+    arrays[key] = arrays[key][:1]  # wrong shape
+    meta = dict(meta)
+    meta.pop("keys")
+    bad = tmp_path / "bad.npz"
+    ckpt_mod._write_raw(str(bad), meta, arrays)
+    objs, snap = _fresh_with_snapshot()
+    with pytest.raises(CheckpointMismatchError, match="optimizer.*expected shape"):
+        load_checkpoint(bad, *objs)
+    assert _unchanged(objs, snap)
+
+
+def test_optimizer_and_schedule_check_state_dict_change_nothing(trained):
+    _, _, opt, sched, _ = trained
+    o_state, s_state = opt.state_dict(), sched.state_dict()
+    opt.check_state_dict(o_state)
+    sched.check_state_dict(s_state)
+    bad = dict(o_state)
+    bad["group0.lr"] = np.array(-1.0)
+    with pytest.raises(ValueError, match="lr"):
+        opt.check_state_dict(bad)
+    with pytest.raises(ValueError, match="last_epoch"):
+        sched.check_state_dict({k: v for k, v in s_state.items() if k != "last_epoch"})
+    assert same(opt.state_dict(), o_state) and same(sched.state_dict(), s_state)
+
+
+def test_zip_whose_metadata_member_is_not_npy_gives_checkpoint_error(trained, tmp_path):
+    import zipfile
+    bad = tmp_path / "notnpy.npz"
+    with zipfile.ZipFile(trained[0]) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            if info.filename == "__meta__.npy":
+                dst.writestr("__meta__", b'{"format": "nnlite-checkpoint"}')
+            else:
+                dst.writestr(info, src.read(info))
+    with pytest.raises(CheckpointError, match="not npy data"):
+        load_checkpoint(bad, mlp())
+
+
+# -- issue 13: orphan temporary files of killed saves are cleaned up --------------------------------
+def test_next_save_removes_orphan_temp_files_of_killed_saves(trained):
+    import subprocess
+    import sys
+    import time
+    path, model, opt, sched, tr = trained
+    d = path.parent
+    # a save killed mid-write: a child process writes through atomic_open and is SIGKILLed
+    code = ("import os, signal, sys\nfrom nnlite._io import atomic_open\n"
+            "with atomic_open(sys.argv[1]) as f:\n    f.write(b'PK half')\n"
+            "    f.flush()\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=os.getcwd())
+    assert proc.returncode != 0
+    killed = [n for n in os.listdir(d) if n.endswith(".tmp")]
+    assert len(killed) == 1 and killed[0].startswith(".ckpt.npz.")
+    old_style = d / ".ckpt.npz.0123456789ab.tmp"      # name without a pid, an hour old
+    old_style.write_bytes(b"x")
+    os.utime(old_style, (time.time() - 7200, time.time() - 7200))
+    fresh_old_style = d / ".ckpt.npz.ba9876543210.tmp"  # maybe a live writer of an old nnlite
+    fresh_old_style.write_bytes(b"x")
+    live = d / f".ckpt.npz.00000000abcd.{os.getppid()}.tmp"  # a running process's write
+    live.write_bytes(b"x")
+    other = d / ".other.npz.0123456789ab.1.tmp"           # another path's: not ours to judge
+    other.write_bytes(b"x")
+    save_checkpoint(path, model, opt, sched, tr, epoch=2)
+    left = sorted(n for n in os.listdir(d) if n.endswith(".tmp"))
+    assert left == sorted([fresh_old_style.name, live.name, other.name])
+    assert load_checkpoint(path, mlp(seed=3))["epoch"] == 2

@@ -280,7 +280,7 @@ def test_cifar_tar_with_malicious_batch(tmp_path):
 # ---------------------------------------------------------------------------
 
 def cifar_bin_bytes(data, labels):
-    return b"".join(bytes([l]) + row.tobytes() for l, row in zip(labels, data))
+    return b"".join(bytes([lab]) + row.tobytes() for lab, row in zip(labels, data))
 
 
 def test_cifar10_binary_batch_and_folder_and_tar(tmp_path):
@@ -526,3 +526,122 @@ def test_image_folder_modes_sizes_and_jpeg(tmp_path):
         read_image_folder(jroot, use_cache=False)
     with pytest.raises(FileNotFoundError):
         read_image_folder(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------
+# issue 13: the restricted unpickler admits only what official batches contain
+# ---------------------------------------------------------------------------
+
+class _NdarrayCall:
+    """``numpy.ndarray(shape, dtype)`` through REDUCE: uninitialised memory of any size."""
+
+    def __init__(self, shape, dtype="u1"):
+        self.shape, self.dtype = shape, dtype
+
+    def __reduce__(self):
+        return (np.ndarray, (self.shape, self.dtype))
+
+
+class _BareReconstruct:
+    """numpy's ``_reconstruct`` with a large shape and no state: uninitialised memory."""
+
+    def __reduce__(self):
+        return (np.zeros(1).__reduce__()[0], (np.ndarray, (1 << 20,), b"b"))
+
+
+def test_ndarray_constructor_pickle_is_refused(tmp_path):
+    blob = pickle.dumps({b"data": _NdarrayCall((10, 3072)), b"labels": _NdarrayCall((10,), "i8")},
+                        protocol=2)
+    tiny = pickle.dumps(_NdarrayCall((1 << 22,)), protocol=2)
+    assert len(tiny) < 100  # the issue's 83-byte file: megabytes of heap memory
+    for b in (blob, tiny, pickle.dumps(_BareReconstruct(), protocol=2)):
+        with pytest.raises(pickle.UnpicklingError, match="refused"):
+            restricted_pickle_load(b)
+    (tmp_path / "data_batch_1").write_bytes(blob)
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        read_cifar_python_batch(tmp_path / "data_batch_1")
+
+
+@pytest.mark.parametrize("value", [
+    np.array([1, 2], dtype=object),                                # object dtype
+    np.zeros(2, dtype=[("a", "u1"), ("b", "f4")]),                 # structured
+    np.array(["ab", "cd"]),                                        # unicode
+    np.zeros(3, dtype="c16"),                                      # complex: not in a batch
+])
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_only_plain_numeric_dtypes_are_rebuilt(value, protocol):
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        restricted_pickle_load(pickle.dumps({b"data": value}, protocol=protocol))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_restricted_unpickler_rebuilds_numeric_arrays_exactly(protocol):
+    values = {b"u8": np.arange(12, dtype=np.uint8).reshape(3, 4),
+              b"f64_F": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+              b"be": np.arange(5, dtype=">i4"), b"bool": np.array([True, False]),
+              b"empty": np.zeros((0, 3072), np.uint8), b"scalar": np.float32(2.5),
+              b"list": [1, 2, 3], b"names": [b"airplane", b"cat"]}
+    out = restricted_pickle_load(pickle.dumps(values, protocol=protocol))
+    for k, v in values.items():
+        if isinstance(v, np.ndarray):
+            assert isinstance(out[k], np.ndarray) and out[k].dtype == v.dtype
+            np.testing.assert_array_equal(out[k], v)
+        else:
+            assert out[k] == v
+    assert out[b"f64_F"].shape == (2, 3) and out[b"scalar"].dtype == np.float32
+
+
+def test_array_bytes_must_match_shape_and_dtype():
+    blob = bytearray(pickle.dumps(np.arange(4, dtype=np.uint8), protocol=2))
+    # change the declared shape (4,) -> (5,): the data no longer fits
+    at = blob.find(b"K\x04\x85")
+    assert at > 0
+    blob[at + 1] = 5
+    with pytest.raises(pickle.UnpicklingError, match="holds 4 bytes"):
+        restricted_pickle_load(bytes(blob))
+    with pytest.raises(pickle.UnpicklingError, match="truncated|damaged"):
+        restricted_pickle_load(pickle.dumps(np.arange(4), protocol=2)[:-9])
+
+
+@pytest.mark.parametrize("labels, bad", [([0, -1], -1), ([10, 1], 10), ([3, 255], 255)])
+def test_cifar_label_outside_0_to_9_is_refused(tmp_path, labels, bad):
+    p = tmp_path / "b"
+    with open(p, "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}, f, protocol=2)
+    with pytest.raises(ValueError, match=rf"holds label {bad}, outside the valid range 0\.\.9"):
+        read_cifar_python_batch(p)
+    with open(p, "wb") as f:  # CIFAR-100 fine labels go up to 99
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 99]}, f)
+    assert read_cifar_python_batch(p, label_key="fine_labels")[1].tolist() == [0, 99]
+    with open(p, "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0.5, True]}, f)
+    with pytest.raises(ValueError, match="must be a list of ints"):
+        read_cifar_python_batch(p)
+
+
+# ---------------------------------------------------------------------------
+# issue 13: an image-folder cache hit is validated
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("forged", [
+    lambda x, y: {"x": np.zeros((2, 3)), "y": y},                       # the issue's case
+    lambda x, y: {"x": x.astype(np.float64), "y": y},                   # wrong dtype
+    lambda x, y: {"x": x[:-1], "y": y},                                 # wrong count
+    lambda x, y: {"x": x[:, :, :, :2], "y": y},                         # 2 channels
+    lambda x, y: {"x": x[:, :4], "y": y},                               # wrong size
+    lambda x, y: {"x": x, "y": y.astype(np.float64)},                   # float labels
+])
+def test_image_folder_cache_that_does_not_fit_is_rebuilt(tmp_path, forged):
+    root = tmp_path / "data"
+    ex, ey, _ = _make_tree(root)
+    cache = tmp_path / "cache"
+    read_image_folder(root, split="train", cache_dir=cache, size=(6, 5))
+    (cached,) = cache.glob("*.npz")
+    np.savez(cached, **forged(ex, ey), classes=np.array(["ant", "cat", "dog"]))
+    with pytest.warns(RuntimeWarning, match="does not fit the folder.*rebuilding"):
+        x, y, _ = read_image_folder(root, split="train", cache_dir=cache, size=(6, 5))
+    assert x.dtype == np.uint8 and x.shape == (9, 6, 5, 3)
+    np.testing.assert_array_equal(x, ex)
+    np.testing.assert_array_equal(y, ey)
+    with np.load(cached) as z:  # the cache was rewritten with the decoded arrays
+        np.testing.assert_array_equal(z["x"], ex)

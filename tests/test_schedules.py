@@ -429,3 +429,20 @@ def test_training_with_schedule_matches_torch():
         s.step()
         ts.step()
     np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10)
+
+
+def test_warmup_fraction_is_sized_with_total_steps():
+    """Issue 12: the Fashion-MNIST example's warm-up (1/30 of the run) without sizing the split."""
+    import nnlite.nn as nn
+    from nnlite.optim import SGD, WarmupCosine
+    for total in (24, 90, 1000):
+        s = WarmupCosine(SGD(nn.Linear(2, 2, rng=0).parameters(), lr=1.0), warmup_fraction=1 / 30)
+        assert s.get_last_lr() == [pytest.approx(1 / 3)]
+        s.set_total_steps(total)
+        assert s.warmup_steps == max(1, total // 30)
+        ref = WarmupCosine(SGD(nn.Linear(2, 2, rng=0).parameters(), lr=1.0), max(1, total // 30), total)
+        assert s.lr_at(total // 2) == ref.lr_at(total // 2)
+    with pytest.raises(TypeError, match="exactly one of warmup_steps"):
+        WarmupCosine(SGD(nn.Linear(2, 2, rng=0).parameters(), lr=1.0), 3, warmup_fraction=0.1)
+    with pytest.raises(ValueError, match=r"warmup_fraction must be in \[0.0, 1.0\)"):
+        WarmupCosine(SGD(nn.Linear(2, 2, rng=0).parameters(), lr=1.0), warmup_fraction=1.5)

@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnlite.sweep import (Study, TruncatedResultsWarning, ablation_tables, add_sweep_args, available_cores,
-                          canonical_json, choose_xscale, plot_ablation, read_results, run_study,
-                          summarize, summary_table, sweep_options, trial_id, write_report)
+from nnlite.sweep import (DamagedResultsWarning, Study, TruncatedResultsWarning, ablation_tables,
+                          add_sweep_args, available_cores, canonical_json, choose_xscale,
+                          plot_ablation, quarantine_path, read_results, run_study, summarize,
+                          summary_table, sweep_options, trial_id, write_report)
 
 
 # ----------------------------------------------------------------------------------------
@@ -271,14 +273,57 @@ def test_truncated_last_line_is_ignored_with_warning_and_rerun(tmp_path):
     assert len(read_results(path)) == 4
 
 
-def test_corrupt_line_in_the_middle_raises(tmp_path):
+def test_corrupt_line_in_the_middle_is_skipped_then_quarantined(tmp_path):
     path = tmp_path / "r.jsonl"
     run_study(_lsq_study(seeds=[0]), lsq_trial, path, progress=False)
     lines = path.read_text().splitlines()
-    lines[1] = lines[1][:10]
+    n = len(lines)
+    damaged = lines[1][:10]
+    lines[1] = damaged
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match="line 2 is not a results row"):
+    with pytest.warns(DamagedResultsWarning, match="ignoring line 2: not a results row"):
+        assert len(read_results(path)) == n - 1
+    with pytest.warns(DamagedResultsWarning) as caught:
+        rows = run_study(_lsq_study(seeds=[0]), lsq_trial, path, progress=False)
+    assert any(re.search(r"moved the damaged line 2 to .*r\.jsonl\.damaged", str(w.message))
+               for w in caught)
+    assert len(rows) == n and all(r["status"] == "ok" for r in rows)
+    assert quarantine_path(path).read_text() == damaged + "\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_results(path)) == n
+
+
+def test_damaged_last_line_with_newline_then_two_more_runs(tmp_path):
+    """Issue 13: a damaged but newline-terminated last line used to be skipped by the reader,
+    appended after by the writer, and then fail every later run as 'line N is not a results row'."""
+    study = _counting_study(tmp_path, n_x=3, seeds=(0,))
+    path = tmp_path / "r.jsonl"
+    run_study(study, counting_trial, path, progress=False)
+    data = path.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    garbage = data[last_start: last_start + 25] + b"\n"  # damaged, but newline-terminated
+    path.write_bytes(data[:last_start] + garbage)
+    with pytest.warns(DamagedResultsWarning):
+        rows = run_study(study, counting_trial, path, progress=False)  # run 1 after the damage
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    bigger = Study(study.baseline, grid={"x": [0, 1, 2, 3]}, seeds=[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # run 2: the file is clean again, nothing to warn about
+        rows = run_study(bigger, counting_trial, path, progress=False)
+        assert len(rows) == 4 and len(read_results(path)) == 4
+    assert quarantine_path(path).read_bytes() == garbage
+    assert sum(_calls(tmp_path / "calls").values()) == 3 + 1 + 1  # first run, the damaged trial, x=3
+
+
+def test_a_file_that_is_no_results_file_is_refused_not_rewritten(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("a,b,c\n1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="no line is a results row"):
         read_results(path)
+    with pytest.raises(ValueError, match="no line is a results row"):
+        run_study(_lsq_study(seeds=[0]), lsq_trial, path, progress=False)
+    assert path.read_text() == "a,b,c\n1,2,3\n4,5,6\n" and not quarantine_path(path).exists()
 
 
 def test_no_resume_moves_old_results_aside(tmp_path):

@@ -62,8 +62,7 @@ def test_fit_reduces_loss_on_separable_problem():
     assert hist["loss"][-1] < 0.5 * hist["loss"][0]
     assert hist["acc"][-1] > 0.9
     assert tr.evaluate(x, y)["acc"] > 0.95
-    assert set(hist.history) >= {"loss", "acc", "val_loss", "val_acc", "lr", "epoch_time"}
-    assert all(math.isnan(v) for v in hist["val_loss"])  # no validation data
+    assert set(hist.history) == {"loss", "acc", "lr", "epoch_time"}  # no val_* without validation
     assert all(t > 0 for t in hist["epoch_time"])
 
 
@@ -423,3 +422,86 @@ def test_fit_on_two_worker_threads_matches_sequential():
     lin = nn.Sequential(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="threads"):
         Trainer(lin, SoftmaxCrossEntropy(), SGD(lin.parameters(), lr=0.1), threads=0)
+
+
+# -- issue 12: schedules learn their length from the trainer -----------------------------------------
+def test_step_schedule_learns_total_steps_from_fit_after_the_split():
+    from nnlite.optim import CosineAnnealingLR, WarmupCosine
+    x, y = blobs(n=300)
+    seen = []
+
+    class LR(Callback):
+        def on_train_batch_end(self, trainer, batch, logs):
+            seen.append(logs["lr"])
+
+    tr = make_trainer(schedule=lambda o: WarmupCosine(o, warmup_steps=3, eta_min=0.0),
+                      schedule_interval="step", callbacks=[LR()], momentum=0.0)
+    assert tr.schedule.needs_total_steps and tr.schedule.total_steps is None
+    tr.fit(x, y, epochs=3, val_split=0.2)  # 240 training samples / 32 -> 8 steps per epoch
+    assert tr.steps_per_epoch == 8 and tr.total_steps == 24 and tr.schedule.total_steps == 24
+    # the same lrs as a schedule sized by hand with the held-out part subtracted
+    ref = WarmupCosine(SGD(mlp().parameters(), lr=0.1), warmup_steps=3, total_steps=24)
+    assert seen == pytest.approx([ref.lr_at(t)[0] for t in range(24)])
+    assert tr.schedule.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # ended the cosine
+    # per-epoch interval: the length is the number of epochs
+    tr = make_trainer(schedule=lambda o: CosineAnnealingLR(o, eta_min=0.01))
+    tr.fit(x, y, epochs=4)
+    assert tr.schedule.T_max == 4 and tr.schedule.get_last_lr()[0] == pytest.approx(0.01)
+    # an explicit length is left alone; an unsized schedule outside a trainer says what to do
+    tr = make_trainer(schedule=lambda o: WarmupCosine(o, 2, total_steps=100), schedule_interval="step")
+    tr.fit(x, y, epochs=1)
+    assert tr.schedule.total_steps == 100
+    lone = WarmupCosine(SGD(mlp().parameters(), lr=0.1), warmup_steps=0)
+    with pytest.raises(ValueError, match="total_steps is not known yet.*set_total_steps"):
+        lone.step()
+    with pytest.raises(ValueError, match="warmup_steps must be < total_steps"):
+        WarmupCosine(SGD(mlp().parameters(), lr=0.1), warmup_steps=30).set_total_steps(24)
+
+
+def test_resumed_fit_sizes_the_schedule_as_the_straight_run(tmp_path):
+    from nnlite.optim import WarmupCosine
+    from nnlite.train import load_checkpoint, save_checkpoint
+    x, y = blobs(n=200)
+
+    def build():
+        return make_trainer(schedule=lambda o: WarmupCosine(o, warmup_steps=2),
+                            schedule_interval="step", momentum=0.0)
+    a = build()
+    a.fit(x, y, epochs=4)
+    class Killed(Callback):  # the run of 4 epochs dies after its second epoch
+        def on_epoch_end(self, trainer, epoch, logs):
+            trainer.stop_training = epoch == 1
+
+    b = build()
+    b.callbacks.append(Killed())
+    b.fit(x, y, epochs=4)
+    save_checkpoint(tmp_path / "c.npz", b.model, b.optimizer, b.schedule, b, epoch=2)
+    c = build()
+    info = load_checkpoint(tmp_path / "c.npz", c.model, c.optimizer, c.schedule, c)
+    c.fit(x, y, epochs=4, initial_epoch=info["epoch"])
+    wa, wc = a.model.state_dict(), c.model.state_dict()
+    assert all(np.array_equal(wa[k], wc[k]) for k in wa)
+    assert c.schedule.total_steps == a.schedule.total_steps == 4 * 7
+
+
+# -- issue 13: fit's arguments -----------------------------------------------------------------------
+def test_fit_refuses_missing_targets_and_an_initial_epoch_after_epochs():
+    x, y = blobs(n=64)
+    tr = make_trainer()
+    with pytest.raises(TypeError, match="y must be a numpy.ndarray.*got None"):
+        tr.fit(x, None, epochs=1)
+    with pytest.raises(ValueError, match=r"initial_epoch=3 is after epochs=1.*nothing would be trained"):
+        tr.fit(x, y, epochs=1, initial_epoch=3)
+    assert len(tr.history) == 0
+    assert len(tr.fit(x, y, epochs=2, initial_epoch=2)) == 0  # resuming a finished run: a no-op
+    with pytest.raises(TypeError, match="epochs must be a non-negative int, got float"):
+        tr.fit(x, y, epochs=2.0)
+
+
+def test_callbacks_none_means_no_callbacks():
+    x, y = blobs(n=64)
+    tr = make_trainer(callbacks=None)
+    assert tr.callbacks == []
+    tr.fit(x, y, epochs=1)
+    with pytest.raises(TypeError, match="callbacks must be a list of Callback or None, got int"):
+        make_trainer(callbacks=5)

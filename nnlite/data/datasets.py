@@ -102,7 +102,7 @@ def _finish(name, xtr, ytr, xte, yte, classes, source, n_train, n_test) -> Datas
 def _read_classes_txt(folder: Path, default: Sequence[str]) -> List[str]:
     f = folder / "classes.txt"
     if f.is_file():
-        names = [l.split("\t")[0].strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
+        names = [ln.split("\t")[0].strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if names:
             return names
     return list(default)

@@ -225,40 +225,196 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin-1")
 
 
+#: dtypes a restricted pickle may rebuild: plain numbers (bool, ints, floats), any byte order.
+_PICKLE_DTYPE_KINDS = "biuf"
+#: Largest array a restricted pickle may rebuild (elements); the CIFAR batches hold 30.7 M.
+MAX_PICKLED_ELEMENTS = 1 << 28
+
+
+def _refuse(why: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"refused to load pickle: {why} (only plain numeric numpy "
+                                  "arrays can be read from pickled data)")
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a restricted pickle: it can only be passed to
+    ``_reconstruct`` (calling ``ndarray(shape)`` would hand out uninitialised memory)."""
+
+    def __call__(self, *args, **kwargs):
+        raise _refuse("numpy.ndarray(...) may not be called")
+
+
+_NDARRAY = _NdarrayToken()
+
+
+class _DtypeBuilder:
+    """``numpy.dtype(spec, align, copy)`` + ``__setstate__``, limited to plain numeric dtypes."""
+
+    def __init__(self, spec, align=False, copy=False, *rest):
+        if isinstance(spec, bytes):
+            spec = spec.decode("latin-1")
+        if not isinstance(spec, str) or rest:
+            raise _refuse(f"dtype spec {spec!r:.40} is not a plain type code")
+        try:
+            dt = np.dtype(spec)
+        except TypeError:
+            raise _refuse(f"unknown dtype {spec!r:.40}") from None
+        if dt.kind not in _PICKLE_DTYPE_KINDS or dt.fields is not None or dt.subdtype is not None:
+            raise _refuse(f"dtype {dt} is not a plain numeric dtype")
+        self.dtype = dt
+
+    def __setstate__(self, state):
+        # numpy's dtype state: (version, byteorder, subarray, names, fields, elsize, alignment, flags)
+        if (not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4)
+                or state[2] is not None or state[3] is not None or state[4] is not None):
+            raise _refuse("dtype state with sub-arrays, fields or an unknown layout")
+        order = state[1]
+        if isinstance(order, bytes):
+            order = order.decode("latin-1")
+        if order not in ("<", ">", "|", "="):
+            raise _refuse(f"dtype byte order {order!r:.10}")
+        if order in "<>":
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+def _as_dtype(d) -> np.dtype:
+    if not isinstance(d, _DtypeBuilder):
+        raise _refuse(f"array dtype {type(d).__name__} was not built by numpy.dtype")
+    return d.dtype
+
+
+def _check_shape(shape) -> tuple:
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise _refuse(f"array shape {shape!r:.60} is not a tuple of non-negative ints")
+    size = 1
+    for n in shape:
+        size *= n
+    if size > MAX_PICKLED_ELEMENTS:
+        raise _refuse(f"array of {size} elements is larger than {MAX_PICKLED_ELEMENTS}")
+    return shape
+
+
+def _filled(raw, dtype: np.dtype, shape: tuple, fortran: bool) -> np.ndarray:
+    """A new array of ``shape``/``dtype`` copied from exactly as many bytes as it needs."""
+    if isinstance(raw, (bytearray, memoryview, pickle.PickleBuffer)):
+        raw = bytes(raw)
+    if not isinstance(raw, bytes):
+        raise _refuse(f"array data must be bytes, got {type(raw).__name__}")
+    size = 1
+    for n in shape:
+        size *= n
+    if len(raw) != size * dtype.itemsize:
+        raise _refuse(f"array data holds {len(raw)} bytes, shape {shape} of {dtype} needs "
+                      f"{size * dtype.itemsize}")
+    flat = np.frombuffer(raw, dtype=dtype, count=size)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
+class _ArrayBuilder:
+    """``_reconstruct(ndarray, (0,), b'b')`` + ``__setstate__``: numpy's documented array
+    reducer, rebuilt from the state's bytes with every size checked (no numpy code runs on
+    the untrusted state)."""
+
+    def __init__(self, subtype, shape, dtype_code):
+        if subtype is not _NDARRAY:
+            raise _refuse("_reconstruct of anything but numpy.ndarray")
+        if shape != (0,) or dtype_code not in (b"b", "b"):
+            raise _refuse(f"_reconstruct with shape {shape!r:.40}, dtype {dtype_code!r:.10} "
+                          "(numpy writes (0,), b'b')")
+        self.array = None
+
+    def __setstate__(self, state):
+        # (version, shape, dtype, is_fortran, rawdata) or without the version
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]
+        if not isinstance(state, tuple) or len(state) != 4:
+            raise _refuse("array state is not (shape, dtype, is_fortran, data)")
+        shape, dtype, fortran, raw = state
+        if not isinstance(fortran, bool):
+            raise _refuse("array state's is_fortran must be a bool")
+        self.array = _filled(raw, _as_dtype(dtype), _check_shape(shape), fortran)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's protocol-5 array reducer, with the sizes checked."""
+    if order not in ("C", "F"):
+        raise _refuse(f"array order {order!r:.10}")
+    return _filled(buf, _as_dtype(dtype), _check_shape(shape), order == "F")
+
+
+def _scalar(dtype, raw=None):
+    """numpy's scalar reducer (``numpy.uint8(3)`` etc.), with the size checked."""
+    dt = _as_dtype(dtype)
+    return _filled(raw, dt, (), False)[()]
+
+
+def _empty_bytes(*args):
+    """``bytes()``: how protocol-2 pickles written by Python 3 store ``b''`` (e.g. the data
+    of an empty array); any argument is refused."""
+    if args:
+        raise _refuse("bytes(...) with arguments")
+    return b""
+
+
 def _numpy_pickle_callables() -> Dict[Tuple[str, str], object]:
-    """The numpy callables that pickled arrays/dtypes/scalars reference, looked up
-    from numpy itself (so no deprecated module path is imported)."""
-    probe = np.zeros(1, dtype=np.uint8)
-    reconstruct = probe.__reduce__()[0]
-    frombuffer = probe.__reduce_ex__(5)[0]
-    scalar = np.uint8(0).__reduce__()[0]
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-               ("_codecs", "encode"): _latin1_encode}
+    """What a pickled plain numeric array, dtype or scalar references, each replaced by a
+    checked stand-in."""
+    allowed = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _DtypeBuilder,
+               ("_codecs", "encode"): _latin1_encode,
+               ("__builtin__", "bytes"): _empty_bytes, ("builtins", "bytes"): _empty_bytes}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = reconstruct
-        allowed[(mod, "scalar")] = scalar
+        allowed[(mod, "_reconstruct")] = _ArrayBuilder
+        allowed[(mod, "scalar")] = _scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):
-        allowed[(mod, "_frombuffer")] = frombuffer
+        allowed[(mod, "_frombuffer")] = _frombuffer
     return allowed
 
 
+def _finish(obj, depth=0):
+    """Replace the array stand-ins in the unpickled containers by their arrays."""
+    if depth > 100:
+        raise _refuse("containers nested deeper than 100 levels")
+    if isinstance(obj, _ArrayBuilder):
+        if obj.array is None:
+            raise _refuse("an array was reconstructed without its data")
+        return obj.array
+    if isinstance(obj, (_DtypeBuilder, _NdarrayToken)):
+        raise _refuse(f"a bare {type(obj).__name__[1:]} object")
+    if isinstance(obj, dict):
+        return {_finish(k, depth + 1): _finish(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finish(v, depth + 1) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_finish(v, depth + 1) for v in obj)
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(_finish(v, depth + 1) for v in obj)
+    return obj
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds only plain containers and numpy arrays.
+    """Unpickler that rebuilds only plain containers and plain numeric numpy arrays.
 
     Dicts, lists, tuples, str, bytes, ints, floats are built by pickle opcodes
-    and never reach :meth:`find_class`. Global lookups are allowed only for the
-    few numpy callables needed to rebuild ``ndarray``/``dtype``/numpy scalars
-    (``numpy[._]core.multiarray._reconstruct``, ``numpy[._]core.numeric._frombuffer``,
-    ``numpy.ndarray``, ``numpy.dtype``, ``numpy[._]core.multiarray.scalar``) and
-    ``_codecs.encode`` restricted to latin-1. Anything else (``os.system``,
+    and never reach :meth:`find_class`. Global lookups are allowed only for what
+    numpy's documented reducers of a numeric array, dtype or scalar reference
+    (``numpy[._]core.multiarray._reconstruct`` / ``scalar``,
+    ``numpy[._]core.numeric._frombuffer``, ``numpy.ndarray``, ``numpy.dtype``),
+    ``_codecs.encode`` restricted to latin-1 and ``bytes()`` without arguments
+    (Python 3's protocol-2 spelling of ``b''``), and each is replaced by a checked
+    stand-in: ``ndarray`` cannot be called (no uninitialised memory), ``_reconstruct``
+    only takes numpy's own ``(ndarray, (0,), b'b')``, dtypes must be plain numbers
+    (bool, int, uint, float; no object, structured or sub-array dtypes), and an
+    array's bytes must match its shape and dtype exactly (at most
+    ``MAX_PICKLED_ELEMENTS`` elements). Anything else (``os.system``,
     ``builtins.eval``, arbitrary classes) raises :class:`pickle.UnpicklingError`
-    *before* it could be called.
+    *before* it could be called. Use :meth:`load` (it returns real arrays).
     """
 
     _ALLOWED = None
 
     def find_class(self, module, name):
-        """Return the allowed numpy callable for ``module.name``; refuse anything else."""
+        """Return the checked stand-in for ``module.name``; refuse anything else."""
         allowed = RestrictedUnpickler._ALLOWED
         if allowed is None:
             allowed = RestrictedUnpickler._ALLOWED = _numpy_pickle_callables()
@@ -274,6 +430,10 @@ class RestrictedUnpickler(pickle.Unpickler):
         """Persistent ids are never allowed."""
         raise pickle.UnpicklingError("refused to load pickle: persistent ids are not allowed")
 
+    def load(self):
+        """Unpickle, then turn the array stand-ins into ndarrays."""
+        return _finish(super().load())
+
 
 def restricted_pickle_load(src: Union[PathLike, bytes], encoding: str = "bytes"):
     """Unpickle ``src`` (a path or bytes) with :class:`RestrictedUnpickler`.
@@ -282,10 +442,17 @@ def restricted_pickle_load(src: Union[PathLike, bytes], encoding: str = "bytes")
     original CIFAR batches, pickled by Python 2, come back with ``b'data'`` keys).
 
     Raises:
-        pickle.UnpicklingError: the data references anything but numpy arrays.
+        pickle.UnpicklingError: the data references anything but plain numeric numpy
+            arrays, or an array's bytes do not match its shape and dtype.
     """
     raw, _ = _read_bytes(src)
-    return RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+    except pickle.UnpicklingError:
+        raise
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            UnicodeDecodeError, RecursionError) as e:
+        raise pickle.UnpicklingError(f"damaged pickle data: {type(e).__name__}: {e}") from None
 
 
 def _key(d: dict, name: str):
@@ -295,6 +462,10 @@ def _key(d: dict, name: str):
     raise KeyError(name)
 
 
+#: Number of classes behind each CIFAR label key (CIFAR-10; CIFAR-100 fine and coarse).
+_CIFAR_NUM_CLASSES = {"labels": 10, "fine_labels": 100, "coarse_labels": 20}
+
+
 def read_cifar_python_batch(src: Union[PathLike, bytes], label_key: str = "labels") -> Tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR "python version" batch (``data_batch_1`` ... ``test_batch``).
 
@@ -302,14 +473,15 @@ def read_cifar_python_batch(src: Union[PathLike, bytes], label_key: str = "label
     the 1024 red, then 1024 green, then 1024 blue values of a 32x32 image in
     row-major order, and ``b'labels'``: a list of ``N`` ints (CIFAR-100 uses
     ``label_key='fine_labels'`` or ``'coarse_labels'``). Read with
-    :class:`RestrictedUnpickler`; keys may be bytes or str.
+    :class:`RestrictedUnpickler`; keys may be bytes or str. Labels must lie in
+    0..9 (0..99 fine, 0..19 coarse).
 
     Returns:
         ``x``: ``(N, 32, 32, 3)`` uint8; ``y``: ``(N,)`` int64.
 
     Raises:
-        pickle.UnpicklingError: the pickle references forbidden globals.
-        ValueError: missing keys, wrong shapes or dtypes.
+        pickle.UnpicklingError: the pickle references forbidden globals or is damaged.
+        ValueError: missing keys, wrong shapes or dtypes, labels out of range.
     """
     what = str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>"
     obj = restricted_pickle_load(src)
@@ -329,9 +501,22 @@ def read_cifar_python_batch(src: Union[PathLike, bytes], label_key: str = "label
         )
     if data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{what}: b'data' must have shape (N, 3072), got {data.shape}")
+    if isinstance(labels, np.ndarray) and labels.ndim != 1:
+        raise ValueError(f"{what}: b'{label_key}' must be a list of ints, got an array of shape "
+                         f"{labels.shape}")
+    if not isinstance(labels, np.ndarray) and not (
+            isinstance(labels, (list, tuple))
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels)):
+        raise ValueError(f"{what}: b'{label_key}' must be a list of ints, got "
+                         f"{type(labels).__name__}")
     y = _as_labels(labels, what)
     if y.shape[0] != data.shape[0]:
         raise ValueError(f"{what}: {data.shape[0]} images but {y.shape[0]} labels")
+    k = _CIFAR_NUM_CLASSES.get(label_key)
+    if k is not None and y.size and (y.min() < 0 or y.max() >= k):
+        bad = int(y[(y < 0) | (y >= k)][0])
+        raise ValueError(f"{what}: b'{label_key}' holds label {bad}, outside the valid range "
+                         f"0..{k - 1} of a CIFAR batch")
     x = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     return x, y
 
@@ -423,8 +608,8 @@ def _python_meta_classes(raw: bytes) -> Optional[List[str]]:
 
 def _text_meta_classes(raw: bytes) -> Optional[List[str]]:
     """Class names from ``batches.meta.txt`` (one per non-empty line), None unless 10."""
-    lines = [l.strip() for l in raw.decode("utf-8", "replace").splitlines()]
-    lines = [l for l in lines if l]
+    lines = [ln.strip() for ln in raw.decode("utf-8", "replace").splitlines()]
+    lines = [ln for ln in lines if ln]
     return lines if len(lines) == 10 else None
 
 
@@ -756,6 +941,18 @@ def _atomic_savez(path: Path, **arrays) -> None:
         np.savez(f, **arrays)
 
 
+def _cache_fits(cx, cy, y: np.ndarray, size) -> bool:
+    """A cache hit is used only if it is what decoding would give: x uint8 (N, H, W, C) with
+    C in 1/3/4 and (H, W) == size when given, y int64 equal to the folder's labels."""
+    if not (isinstance(cx, np.ndarray) and isinstance(cy, np.ndarray)):
+        return False
+    if cx.dtype != np.uint8 or cx.ndim != 4 or cx.shape[0] != y.shape[0] or cx.shape[3] not in (1, 3, 4):
+        return False
+    if size is not None and tuple(cx.shape[1:3]) != tuple(size):
+        return False
+    return cy.dtype == np.int64 and cy.shape == y.shape and bool(np.array_equal(cy, y))
+
+
 def read_image_folder(
     root: PathLike,
     split: Optional[str] = None,
@@ -863,8 +1060,11 @@ def read_image_folder(
                 try:
                     with np.load(cache_path, allow_pickle=False) as z:
                         cx, cy = z["x"], z["y"]
-                    if cy.shape == y.shape and np.array_equal(cy, y):
+                    if _cache_fits(cx, cy, y, size):
                         return cx, cy, class_names
+                    warnings.warn(f"image cache {cache_path} does not fit the folder (x "
+                                  f"{getattr(cx, 'dtype', '?')} {getattr(cx, 'shape', '?')}); "
+                                  "rebuilding it", RuntimeWarning, stacklevel=2)
                 except Exception:  # corrupt cache: fall through and rebuild
                     pass
 

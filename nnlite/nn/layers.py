@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import kernels
-from .._checks import as_generator, check_float_array, check_same_dtype, pair
+from .._checks import (as_generator, check_backward_ready, check_bool, check_dout, check_finite_vector,
+                       check_float_array, check_int, check_real, check_same_dtype, pair)
 from ..init import get_initializer
 from .module import Module
 from .parameter import Parameter
@@ -69,11 +70,12 @@ class _Stateless(Module):
         name, k = _forward_kernels()
         out, cache = getattr(k, self._kernel + "_forward")(x, *self._fwd_args())
         self._cache = (name, cache)
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        check_backward_ready(self._cache, type(self).__name__)
+        check_dout(dout, self._out_shape, type(self).__name__)
         name, cache = self._cache
         return getattr(kernels.storey(name), self._kernel + "_backward")(dout, cache)
 
@@ -99,7 +101,7 @@ class LeakyReLU(_Stateless):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(negative_slope, "negative_slope")
 
     def _fwd_args(self):
         return (self.negative_slope,)
@@ -117,7 +119,7 @@ class Softmax(_Stateless):
 
     def __init__(self, axis: int = -1):
         super().__init__()
-        self.axis = axis
+        self.axis = check_int(axis, "axis", minimum=-(2**31))
 
     def _fwd_args(self):
         return (self.axis,)
@@ -153,10 +155,11 @@ class _WeightBias(Module):
         """True when the weight or the bias is trainable (else the kernels skip dW and db)."""
         return self.weight.trainable or (self.bias is not None and self.bias.trainable)
 
-    def _kernel_cache(self):
-        """(storey module, kernel cache) of the last forward; RuntimeError before any forward."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward: call forward first")
+    def _kernel_cache(self, dout):
+        """(storey module, kernel cache) of the last forward, after checking ``dout`` against the
+        forward output; RuntimeError before any forward."""
+        check_backward_ready(self._cache, type(self).__name__)
+        check_dout(dout, self._out_shape, type(self).__name__)
         name, cache = self._cache
         return kernels.storey(name), cache
 
@@ -179,7 +182,9 @@ class Linear(_WeightBias):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
                  dtype=np.float32, init="he_normal"):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
+        bias = check_bool(bias, "bias")
         self.weight = Parameter(get_initializer(init)((self.out_features, self.in_features),
                                                       as_generator(rng), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
@@ -193,12 +198,13 @@ class Linear(_WeightBias):
         name, k = _forward_kernels()
         out, cache = k.linear_forward(x, self.weight.data, self._bias_data())
         self._cache = (name, cache)
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout):
         """dout: (N, out_features) -> dx: (N, in_features), or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``."""
-        k, cache = self._kernel_cache()
+        k, cache = self._kernel_cache(dout)
         dx, dw, db = k.linear_backward(dout, cache, need_weight_grad=self._needs_weight_grad(),
                                        need_input_grad=self.needs_input_grad)
         self._accumulate(dw, db)
@@ -224,7 +230,9 @@ class Conv2d(_WeightBias):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        bias = check_bool(bias, "bias")
         self.kernel_size, self.stride = _window(kernel_size, stride)
         self.padding = _conv_padding(padding, self.kernel_size, self.stride)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
@@ -241,12 +249,13 @@ class Conv2d(_WeightBias):
         name, k = _forward_kernels()
         out, cache = k.conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
         self._cache = (name, cache)
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout):
         """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``."""
-        k, cache = self._kernel_cache()
+        k, cache = self._kernel_cache(dout)
         dx, dw, db = k.conv2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
                                        need_weight_grad=self._needs_weight_grad())
         self._accumulate(dw, db)
@@ -313,9 +322,10 @@ class _BatchNorm(_WeightBias):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float32):
         super().__init__()
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        num_features = check_int(num_features, "num_features")
+        self.eps = check_real(eps, "eps", lo=0.0, lo_open=True)
+        self.momentum = check_real(momentum, "momentum", lo=0.0, hi=1.0)
+        self.num_features = num_features
         self.weight = Parameter(np.ones(num_features, dtype=dtype))    # gamma
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))     # beta
         self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
@@ -334,6 +344,7 @@ class _BatchNorm(_WeightBias):
         out, cache = k.batchnorm_forward(x, self.weight.data, self.bias.data, self.training,
                                          self.running_mean, self.running_var, self.eps)
         self._cache = (name, cache)
+        self._out_shape = out.shape
         if self.training:
             mean, var = F.batchnorm_running_update(self.running_mean, self.running_var,
                                                    cache, self.momentum)
@@ -343,7 +354,7 @@ class _BatchNorm(_WeightBias):
 
     def backward(self, dout):
         """dout: x's shape -> dx; adds dgamma, dbeta into the trainable parameters' ``grad``."""
-        k, cache = self._kernel_cache()
+        k, cache = self._kernel_cache(dout)
         dx, dgamma, dbeta = k.batchnorm_backward(dout, cache, need_weight_grad=self._needs_weight_grad())
         self._accumulate(dgamma, dbeta)
         return dx
@@ -374,17 +385,19 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout p (drop probability) must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = check_real(p, "dropout p (drop probability)", lo=0.0, hi=1.0, hi_open=True)
         self.rng = as_generator(rng)
 
     def forward(self, x):
         check_float_array(x, "x")
         out, self._cache = F.dropout_forward(x, self.p, self.rng, self.training)
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout):
+        # the kernel's cache is None in eval mode: the recorded output shape says forward ran
+        check_backward_ready(self._out_shape, type(self).__name__)
+        check_dout(dout, self._out_shape, type(self).__name__)
         return F.dropout_backward(dout, self._cache)
 
     def output_shape(self, input_shape):
@@ -403,12 +416,10 @@ class Normalize(Module):
 
     def __init__(self, mean, std, dtype=np.float32):
         super().__init__()
-        mean = np.asarray(mean, dtype=dtype).reshape(-1)
-        std = np.asarray(std, dtype=dtype).reshape(-1)
+        mean = check_finite_vector(mean, "mean", dtype=dtype)
+        std = check_finite_vector(std, "std", positive=True, dtype=dtype)
         if mean.shape != std.shape:
             raise ValueError(f"mean and std must have the same length, got {mean.shape} and {std.shape}")
-        if np.any(std <= 0):
-            raise ValueError("std must be positive")
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
 
@@ -421,9 +432,12 @@ class Normalize(Module):
             raise ValueError(f"Normalize expects {self.mean.size} channels on axis 1, got shape {x.shape}")
         check_same_dtype(x, self.mean, what="the normalization statistics")
         self._cache = x.ndim
+        self._out_shape = x.shape
         return (x - self.mean.reshape(self._bshape(x))) / self.std.reshape(self._bshape(x))
 
     def backward(self, dout):
+        check_backward_ready(self._cache, type(self).__name__)
+        check_dout(dout, self._out_shape, type(self).__name__)
         return dout / self.std.reshape(self._bshape(dout))
 
     def output_shape(self, input_shape):

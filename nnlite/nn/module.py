@@ -14,7 +14,9 @@ Contract of a module::
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
@@ -22,7 +24,41 @@ import numpy as np
 from .parameter import Parameter
 
 
+def _check_state_arg(state, what: str) -> None:
+    if isinstance(state, Mapping):
+        return
+    hint = ""
+    if isinstance(state, (str, bytes, os.PathLike)):
+        hint = ("; to read a file use nnlite.train.load_checkpoint(path, model) for a checkpoint "
+                "or model.load_state_dict(dict(np.load(path))) for an npz of arrays")
+    raise TypeError(f"{what} expects state: a dict of arrays (name -> ndarray), got "
+                    f"{type(state).__name__}{hint}")
+
+
 class Module:
+    """Base class of every layer and model: parameters, buffers, children, mode, cache.
+
+    Subclass it, call ``super().__init__()`` first, assign `Parameter`s and child modules as
+    attributes (they register themselves, in assignment order), and implement::
+
+        forward(x) -> out        # caches what backward needs; m(x) is the same call
+        backward(dout) -> dx     # adds into p.grad of its parameters, returns dL/dx
+
+    ``backward`` never mutates ``dout`` and never updates weights. Buffers (saved, not
+    trained, e.g. running statistics) are registered with ``register_buffer``.
+
+    What the base class gives every module: ``named_parameters`` / ``parameters`` /
+    ``trainable_parameters``, ``named_buffers``, ``named_modules`` / ``children`` (dotted
+    names ``"0.weight"``), ``train()`` / ``eval()`` (the ``training`` flag of the whole tree),
+    ``zero_grad``, ``freeze`` / ``unfreeze``, ``astype(dtype)`` (float32 by default, float64
+    for gradient checks), ``state_dict`` / ``check_state_dict`` / ``load_state_dict`` (plain
+    arrays, checked before anything is written), ``output_shape(input_shape)`` and a
+    nested ``repr`` (layers add ``extra_repr``).
+    """
+
+    #: Shape of the last ``forward`` output (layers record it to check ``dout`` in backward).
+    _out_shape = None
+
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -156,6 +192,9 @@ class Module:
         naming the first parameter or buffer whose shape or dtype differs, with both values
         ("model has ..., <source> has ...").
         """
+        _check_state_arg(state, f"{type(self).__name__}.check_state_dict")
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
         current = OrderedDict((n, p.data) for n, p in self.named_parameters())
         current.update((n, np.asarray(b)) for n, b in self.named_buffers())
         missing = [k for k in current if k not in state]
@@ -184,6 +223,7 @@ class Module:
         Everything is checked first (``check_state_dict``), so a mismatch never leaves a
         half-loaded model.
         """
+        _check_state_arg(state, f"{type(self).__name__}.load_state_dict")
         self.check_state_dict(state, strict)
         targets = OrderedDict((name, ("param", p)) for name, p in self.named_parameters())
         targets.update((name, ("buffer", None)) for name, _ in self.named_buffers())

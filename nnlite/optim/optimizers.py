@@ -314,13 +314,29 @@ class Optimizer:
                     out[f"state.{i}.{name}"] = np.array(value, dtype=np.int64)
         return out
 
+    def check_state_dict(self, state: Mapping) -> None:
+        """Check that ``state`` (:meth:`state_dict` output) fits this optimizer, changing nothing.
+
+        Raises ValueError/TypeError naming the key: missing / unexpected keys, another group
+        layout, wrong shapes or dtypes, out-of-range hyper-parameters. `load_checkpoint` calls
+        it before it writes anything.
+        """
+        self._parse_state_dict(state)
+
     def load_state_dict(self, state: Mapping) -> None:
         """Restore hyper-parameters and state from :meth:`state_dict` output (exactly).
 
-        Convention: everything is validated first (missing / unexpected keys, group layout,
-        shapes, ranges) and ValueError/TypeError is raised naming the key before anything is
-        written; buffers are copied (cast to the parameter's dtype). The old state is replaced.
+        Convention: everything is validated first (:meth:`check_state_dict`) and
+        ValueError/TypeError is raised naming the key before anything is written; buffers are
+        copied (cast to the parameter's dtype). The old state is replaced.
         """
+        new_hp, new_state = self._parse_state_dict(state)
+        for group, hp in zip(self.param_groups, new_hp):
+            group.update(hp)
+        self.state = {i: new_state[i] for i in sorted(new_state)}
+
+    def _parse_state_dict(self, state: Mapping):
+        """Validate ``state``; return (hyper-parameters per group, per-parameter state)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict expects a dict of arrays, got {type(state).__name__}")
         used = set()
@@ -392,10 +408,7 @@ class Optimizer:
             if missing:
                 raise ValueError(f"state dict is missing key 'state.{i}.{missing[0]}' "
                                  f"(parameter {i} has only {sorted(entries)})")
-
-        for group, hp in zip(self.param_groups, new_hp):
-            group.update(hp)
-        self.state = {i: new_state[i] for i in sorted(new_state)}
+        return new_hp, new_state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]

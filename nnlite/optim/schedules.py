@@ -105,6 +105,33 @@ class _ScheduleBase:
         """The lr of each parameter group after the latest ``step()`` (a new list of floats)."""
         return list(self._last_lr)
 
+    #: True for a schedule built without its length: a `Trainer` calls ``set_total_steps``.
+    needs_total_steps = False
+
+    def set_total_steps(self, n: int) -> None:
+        """Set the schedule's length (number of ``step()`` calls in the run); only for schedules
+        built with their length left None (``needs_total_steps``)."""
+        raise TypeError(f"{type(self).__name__} does not take its length from the trainer")
+
+    def _parse_state(self, state: Mapping) -> dict:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check_state_dict(self, state: Mapping) -> None:
+        """Check that ``state`` (:meth:`state_dict` output) fits this schedule, changing nothing.
+
+        Raises ValueError/TypeError naming the key (missing / unexpected keys, shapes, dtypes,
+        negative counters or lrs). `load_checkpoint` calls it before it writes anything.
+        """
+        self._parse_state(state)
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict` output (validated first) and write ``last_lr`` into the groups."""
+        parsed = self._parse_state(state)
+        last = parsed.pop("last_lr")
+        for name, value in parsed.items():
+            setattr(self, name, value)
+        self._write(last)
+
 
 class LRSchedule(_ScheduleBase):
     """Base of the closed-form schedules: group i gets ``lr_i(t) = self._lr(base_lrs[i], t, i)``.
@@ -138,8 +165,7 @@ class LRSchedule(_ScheduleBase):
                 "base_lrs": np.array(self.base_lrs, dtype=np.float64),
                 "last_lr": np.array(self._last_lr, dtype=np.float64)}
 
-    def load_state_dict(self, state: Mapping) -> None:
-        """Restore :meth:`state_dict` output (validated first) and write ``last_lr`` into the groups."""
+    def _parse_state(self, state: Mapping) -> dict:
         cls = type(self).__name__
         _check_state_keys(state, ("last_epoch", "base_lrs", "last_lr"), cls)
         n = self._n_groups()
@@ -148,9 +174,10 @@ class LRSchedule(_ScheduleBase):
         last = _take(state, "last_lr", (n,), "float", cls)
         if int(epoch) < 0 or np.any(base < 0) or np.any(last < 0):
             raise ValueError(f"{cls} state dict holds a negative epoch or lr")
-        self.last_epoch = int(epoch)
-        self.base_lrs = [float(x) for x in base]
-        self._write([float(x) for x in last])
+        if not (np.all(np.isfinite(base)) and np.all(np.isfinite(last))):
+            raise ValueError(f"{cls} state dict holds a non-finite lr")
+        return {"last_epoch": int(epoch), "base_lrs": [float(x) for x in base],
+                "last_lr": [float(x) for x in last]}
 
 
 class LambdaDecay(LRSchedule):
@@ -261,17 +288,36 @@ class CosineAnnealingLR(LRSchedule):
 
     Update formula: lr_t = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2.
     Convention: as in PyTorch the formula is used for every t, so past T_max the lr rises
-    again (period 2*T_max); for a linear warm-up followed by one cosine that then stays at
+    again (period 2*T_max); ``T_max=None`` lets a `Trainer` set it to the run's length; for a
+    linear warm-up followed by one cosine that then stays at
     eta_min use :class:`WarmupCosine`. T_max is a positive int, eta_min >= 0.
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer, T_max=None, eta_min=0.0):
         cls = type(self).__name__
-        self.T_max = _int("T_max", T_max, cls, lo=1)
+        self.T_max = None if T_max is None else _int("T_max", T_max, cls, lo=1)
+        self._auto_length = T_max is None
         self.eta_min = _real("eta_min", eta_min, cls, lo=0.0)
         super().__init__(optimizer)
 
+    @property
+    def needs_total_steps(self) -> bool:
+        """True when built with ``T_max=None``: a `Trainer`'s ``fit`` sets it to the run's length."""
+        return self._auto_length
+
+    def set_total_steps(self, n: int) -> None:
+        """Set ``T_max = n`` (called by ``Trainer.fit`` when built with ``T_max=None``)."""
+        if not self._auto_length:
+            raise TypeError(f"{type(self).__name__} was built with T_max={self.T_max}; "
+                            "build it with T_max=None to let the trainer set it")
+        self.T_max = _int("total_steps", n, type(self).__name__, lo=1)
+
     def _lr(self, base, epoch, i):
+        if self.T_max is None:
+            if epoch == 0:
+                return base
+            raise ValueError(f"{type(self).__name__}: T_max is not known yet (built with "
+                             "T_max=None): train with a Trainer or call set_total_steps(n)")
         return self.eta_min + (base - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
 
 
@@ -284,26 +330,74 @@ class WarmupCosine(LRSchedule):
     Convention: for t <= T equals PyTorch's ``SequentialLR([LinearLR(start_factor=f,
     total_iters=W), CosineAnnealingLR(T_max=T-W, eta_min)], milestones=[W])``; unlike it, the lr
     stays at eta_min after T instead of rising again. ``warmup_start_factor`` defaults to
-    LinearLR's 1/3 and may be 0 (0 <= f <= 1); 0 <= W < T; usually stepped once per iteration.
+    LinearLR's 1/3 and may be 0 (0 <= f <= 1); 0 <= W < T; usually stepped once per iteration
+    (``Trainer(..., schedule_interval="step")``). ``total_steps=None`` lets the `Trainer` set
+    T from the run (``epochs * steps_per_epoch``), so the caller need not size the split;
+    with it, ``warmup_fraction`` (instead of ``warmup_steps``) sets W = max(1, floor(fraction
+    * T)) once T is known.
     """
 
-    def __init__(self, optimizer, warmup_steps, total_steps, warmup_start_factor=1.0 / 3,
-                 eta_min=0.0):
+    def __init__(self, optimizer, warmup_steps=None, total_steps=None, warmup_start_factor=1.0 / 3,
+                 eta_min=0.0, warmup_fraction=None):
         cls = type(self).__name__
-        self.warmup_steps = _int("warmup_steps", warmup_steps, cls, lo=0)
-        self.total_steps = _int("total_steps", total_steps, cls, lo=1)
-        if self.warmup_steps >= self.total_steps:
-            raise ValueError(f"{cls}: warmup_steps must be < total_steps, got warmup_steps="
-                             f"{self.warmup_steps}, total_steps={self.total_steps}")
+        if (warmup_steps is None) == (warmup_fraction is None):
+            raise TypeError(f"{cls}: pass exactly one of warmup_steps (an int) and warmup_fraction "
+                            f"(a fraction of total_steps), got warmup_steps={warmup_steps!r}, "
+                            f"warmup_fraction={warmup_fraction!r}")
+        self.warmup_fraction = None
+        if warmup_fraction is not None:
+            self.warmup_fraction = _real("warmup_fraction", warmup_fraction, cls, lo=0.0, hi=1.0,
+                                         hi_open=True)
+            self.warmup_steps = None
+        else:
+            self.warmup_steps = _int("warmup_steps", warmup_steps, cls, lo=0)
+        self._auto_length = total_steps is None
+        self.total_steps = None
+        if total_steps is not None:
+            self._set_total(total_steps)
         self.warmup_start_factor = _real("warmup_start_factor", warmup_start_factor, cls,
                                          lo=0.0, hi=1.0)
         self.eta_min = _real("eta_min", eta_min, cls, lo=0.0)
         super().__init__(optimizer)
 
+    def _set_total(self, total_steps) -> None:
+        cls = type(self).__name__
+        total = _int("total_steps", total_steps, cls, lo=1)
+        if self.warmup_fraction is not None:
+            self.warmup_steps = max(1, int(math.floor(self.warmup_fraction * total + 1e-9)))
+        if self.warmup_steps >= total:
+            raise ValueError(f"{cls}: warmup_steps must be < total_steps, got warmup_steps="
+                             f"{self.warmup_steps}, total_steps={total}")
+        self.total_steps = total
+
+    @property
+    def needs_total_steps(self) -> bool:
+        """True when built with ``total_steps=None``: a `Trainer`'s ``fit`` sets it."""
+        return self._auto_length
+
+    def set_total_steps(self, n: int) -> None:
+        """Set ``total_steps = n`` (called by ``Trainer.fit`` when built with ``total_steps=None``:
+        ``epochs * steps_per_epoch`` with ``schedule_interval="step"``, else ``epochs``)."""
+        if not self._auto_length:
+            raise TypeError(f"{type(self).__name__} was built with total_steps="
+                            f"{self.total_steps}; build it with total_steps=None to let the "
+                            "trainer set it")
+        self._set_total(n)
+
     def _lr(self, base, epoch, i):
         w, total, f = self.warmup_steps, self.total_steps, self.warmup_start_factor
+        if w is None:  # warmup_fraction before the length is known: t = 0 is inside the warm-up
+            if epoch == 0:
+                return base * f
+            raise ValueError(f"{type(self).__name__}: total_steps is not known yet (built with "
+                             "total_steps=None): train with a Trainer or call set_total_steps(n)")
         if epoch < w:
             return base * (f + (1.0 - f) * epoch / w)
+        if total is None:
+            if epoch == 0:  # no warm-up: the cosine starts at base
+                return base
+            raise ValueError(f"{type(self).__name__}: total_steps is not known yet (built with "
+                             "total_steps=None): train with a Trainer or call set_total_steps(n)")
         if epoch >= total:
             return self.eta_min
         cos = math.cos(math.pi * (epoch - w) / (total - w))
@@ -394,8 +488,7 @@ class ReduceLROnPlateau(_ScheduleBase):
                 "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64),
                 "last_lr": np.array(self._last_lr, dtype=np.float64)}
 
-    def load_state_dict(self, state: Mapping) -> None:
-        """Restore :meth:`state_dict` output (validated first) and write ``last_lr`` into the groups."""
+    def _parse_state(self, state: Mapping) -> dict:
         cls = type(self).__name__
         _check_state_keys(state, ("last_epoch", "best", "num_bad_epochs", "cooldown_counter", "last_lr"), cls)
         epoch = _take(state, "last_epoch", (), "int", cls)
@@ -405,6 +498,7 @@ class ReduceLROnPlateau(_ScheduleBase):
         last = _take(state, "last_lr", (self._n_groups(),), "float", cls)
         if min(int(epoch), int(bad), int(cool)) < 0 or np.any(last < 0):
             raise ValueError(f"{cls} state dict holds a negative counter or lr")
-        self.last_epoch, self.best = int(epoch), float(best)
-        self.num_bad_epochs, self.cooldown_counter = int(bad), int(cool)
-        self._write([float(x) for x in last])
+        if np.isnan(best) or not np.all(np.isfinite(last)):
+            raise ValueError(f"{cls} state dict holds a NaN best or a non-finite lr")
+        return {"last_epoch": int(epoch), "best": float(best), "num_bad_epochs": int(bad),
+                "cooldown_counter": int(cool), "last_lr": [float(x) for x in last]}

@@ -21,7 +21,8 @@ joblib (parallel runs) and dask.distributed (clusters) are optional:
 ``pip install nnlite[sweep]``.
 """
 from .report import ablation_tables, choose_xscale, plot_ablation, summarize, summary_table, write_report
-from .results import ResultsWriter, TruncatedResultsWarning, latest_rows, read_results
+from .results import (DamagedResultsWarning, ResultsWriter, TruncatedResultsWarning, latest_rows,
+                      quarantine_path, read_results)
 from .runner import add_sweep_args, available_cores, run_study, sweep_options
 from .study import Study, Trial, canonical_json, trial_id
 
@@ -29,5 +30,6 @@ __all__ = [
     "Study", "Trial", "canonical_json", "trial_id",
     "run_study", "add_sweep_args", "sweep_options", "available_cores",
     "read_results", "latest_rows", "ResultsWriter", "TruncatedResultsWarning",
+    "DamagedResultsWarning", "quarantine_path",
     "summarize", "summary_table", "ablation_tables", "plot_ablation", "write_report", "choose_xscale",
 ]

@@ -390,7 +390,7 @@ def write_report(rows, study, metric: str, out_dir, fmt: str = ".4g") -> list:
              f"Study: {kind}; seeds {study.seeds}; {n_ok} of {len(study)} trials finished ok"
              + (f", {len(failed)} failed" if failed else "") + ".\n",
              f"Baseline: `{canonical_json(study.baseline)}`\n",
-             f"Values are the mean ± sample std over seeds; n = finished seeds.\n"]
+             "Values are the mean ± sample std over seeds; n = finished seeds.\n"]
     for param, table in ablation_tables(rows, study, metric, fmt=fmt).items():
         parts.append(f"## {param}\n\n{table}")
     if study.kind != "ablation":

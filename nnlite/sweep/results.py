@@ -15,8 +15,17 @@ Each row is a dict with the keys
 
 Only the parent process writes, one line per :meth:`ResultsWriter.write`
 followed by ``flush`` and ``fsync``, so a crash or Ctrl-C loses at most the
-line being written.  A truncated last line is ignored with a warning when read
-and cut off before anything new is appended, so that trial simply runs again.
+line being written.
+
+Damaged lines never make the file unreadable.  Reading skips them with a
+:class:`DamagedResultsWarning` (a truncated last line: :class:`TruncatedResultsWarning`);
+their trials count as not done and run again.  Opening the file for writing
+quarantines them: every damaged line (a cut-off last line, a newline-terminated
+line that is not a row, a damaged line in the middle) is appended to the side
+file ``<name>.damaged`` and the results file is rewritten atomically with the
+valid rows only, with a warning naming the lines and the side file.  Only a file
+with no valid row and several damaged lines (probably not a results file at all)
+raises ``ValueError`` instead of being rewritten.
 """
 from __future__ import annotations
 
@@ -25,7 +34,10 @@ import os
 import warnings
 from pathlib import Path
 
-__all__ = ["ROW_KEYS", "read_results", "latest_rows", "ResultsWriter", "TruncatedResultsWarning"]
+from .._io import atomic_open
+
+__all__ = ["ROW_KEYS", "read_results", "latest_rows", "ResultsWriter", "TruncatedResultsWarning",
+           "DamagedResultsWarning", "quarantine_path"]
 
 #: Keys every row written by :func:`nnlite.sweep.run_study` carries.
 ROW_KEYS = ("trial_id", "config", "seed", "metrics", "wall_time", "status", "error",
@@ -34,6 +46,17 @@ ROW_KEYS = ("trial_id", "config", "seed", "metrics", "wall_time", "status", "err
 
 class TruncatedResultsWarning(UserWarning):
     """Warned when the last line of a results file is incomplete (a crash mid-write)."""
+
+
+class DamagedResultsWarning(TruncatedResultsWarning):
+    """Warned when lines of a results file are not rows (skipped when read, quarantined when
+    the file is opened for writing)."""
+
+
+def quarantine_path(path) -> Path:
+    """The side file damaged lines of ``path`` are moved to: ``<name>.damaged``."""
+    path = _check_path(path)
+    return path.with_name(path.name + ".damaged")
 
 
 def _check_path(path) -> Path:
@@ -62,39 +85,59 @@ def _split_lines(data: bytes):
     return lines, (tail.decode("utf-8", errors="replace") if tail.strip() else None)
 
 
+def _scan(path: Path):
+    """(rows, damaged) of a results file: damaged = [(line number, text, complete?)]."""
+    lines, tail = _split_lines(path.read_bytes())
+    numbered = [(i + 1, ln, True) for i, ln in enumerate(lines) if ln.strip()]
+    if tail is not None:
+        numbered.append((len(lines) + 1, tail, False))
+    rows, damaged = [], []
+    for lineno, line, complete in numbered:
+        row = _parse_row(line)
+        if row is not None:
+            rows.append(row)
+        else:
+            damaged.append((lineno, line, complete))
+    if not rows and len(damaged) > 1:
+        shown = damaged[0][1] if len(damaged[0][1]) <= 80 else damaged[0][1][:77] + "..."
+        raise ValueError(
+            f"{path}: no line is a results row (expected JSON objects with trial_id, status and "
+            f"config); line {damaged[0][0]} is {shown!r}: is this a results file?")
+    return rows, damaged
+
+
+def _lines_text(damaged) -> str:
+    nums = [str(n) for n, _, _ in damaged]
+    return ("line " if len(nums) == 1 else "lines ") + ", ".join(nums[:10]) + (" ..." if len(nums) > 10 else "")
+
+
 def read_results(path) -> list:
     """Read every row of a results file, in file order.
 
-    A missing file gives ``[]``.  An unreadable *last* line (a write cut short by a
-    crash) is skipped with a :class:`TruncatedResultsWarning`; its trial counts as
-    not done.  An unreadable line anywhere else means the file was damaged or is
-    not a results file, and raises ``ValueError`` naming the line number.
+    A missing file gives ``[]``.  Lines that are not rows are skipped with a warning
+    (their trials count as not done and run again): an incomplete last line (a write cut
+    short by a crash) with a :class:`TruncatedResultsWarning`, any other damaged line with
+    a :class:`DamagedResultsWarning`.  The file is not changed (`ResultsWriter` quarantines
+    damaged lines).  ``ValueError`` only when no line is a row and several are damaged
+    (not a results file).
     """
     path = _check_path(path)
     if not path.exists():
         return []
     if not path.is_file():
         raise ValueError(f"results_path must be a file, got the directory {str(path)!r}")
-    lines, tail = _split_lines(path.read_bytes())
-    if tail is not None:
-        lines.append(tail)
-    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
-    rows = []
-    for k, (lineno, line) in enumerate(numbered):
-        row = _parse_row(line)
-        if row is not None:
-            rows.append(row)
-            continue
-        if k == len(numbered) - 1:
-            warnings.warn(
-                f"{path}: ignoring the incomplete last line {lineno} ({len(line)} characters, "
-                f"probably cut short by a crash); its trial will be run again",
-                TruncatedResultsWarning, stacklevel=2)
-        else:
-            shown = line if len(line) <= 80 else line[:77] + "..."
-            raise ValueError(
-                f"{path}: line {lineno} is not a results row (expected a JSON object with "
-                f"trial_id, status and config), got {shown!r}")
+    rows, damaged = _scan(path)
+    if len(damaged) == 1 and not damaged[0][2]:
+        lineno, line, _ = damaged[0]
+        warnings.warn(
+            f"{path}: ignoring the incomplete last line {lineno} ({len(line)} characters, "
+            f"probably cut short by a crash); its trial will be run again",
+            TruncatedResultsWarning, stacklevel=2)
+    elif damaged:
+        warnings.warn(
+            f"{path}: ignoring {_lines_text(damaged)}: not a results row (damaged); those "
+            f"trials will be run again and the lines moved to {quarantine_path(path).name} "
+            "when the sweep next writes", DamagedResultsWarning, stacklevel=2)
     return rows
 
 
@@ -114,15 +157,18 @@ def latest_rows(rows) -> dict:
 class ResultsWriter:
     """Append rows to a JSON-lines results file, durably, one line at a time.
 
-    Use as a context manager.  Opening repairs a file whose last line was cut
-    short: an incomplete line is removed, a complete row missing only its newline
-    gets one.  Every :meth:`write` is a single ``write`` of one line, then
-    ``flush`` and ``os.fsync``.
+    Use as a context manager.  Opening repairs the file: a complete row missing only
+    its newline gets one; damaged lines (a cut-off last line, lines that are not rows)
+    are appended to :func:`quarantine_path` and the file is rewritten atomically with
+    the valid rows, with a :class:`DamagedResultsWarning` (a bare cut-off last line:
+    :class:`TruncatedResultsWarning`).  ``quarantined`` lists the moved line numbers.
+    Every :meth:`write` is a single ``write`` of one line, then ``flush`` and ``os.fsync``.
     """
 
     def __init__(self, path):
         self.path = _check_path(path)
         self._fh = None
+        self.quarantined = []
 
     def __enter__(self) -> "ResultsWriter":
         self.open()
@@ -142,19 +188,32 @@ class ResultsWriter:
     def _repair_tail(self) -> None:
         if not self.path.exists():
             return
-        with open(self.path, "r+b") as fh:
-            data = fh.read()
-            if not data or data.endswith(b"\n"):
-                return
-            cut = data.rfind(b"\n") + 1  # 0 when the file has a single partial line
-            tail = data[cut:].decode("utf-8", errors="replace")
-            if _parse_row(tail) is not None:
-                fh.seek(0, os.SEEK_END)
-                fh.write(b"\n")
-            else:
-                fh.truncate(cut)
+        data = self.path.read_bytes()
+        if not data:
+            return
+        rows, damaged = _scan(self.path)
+        if not damaged:
+            if not data.endswith(b"\n"):  # a complete last row without its newline
+                with open(self.path, "ab") as fh:
+                    fh.write(b"\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            return
+        side = quarantine_path(self.path)
+        with open(side, "ab") as fh:
+            for lineno, line, _ in damaged:
+                fh.write(line.encode("utf-8", errors="replace") + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
+        with atomic_open(self.path, "wb") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=True, separators=(", ", ": ")).encode() + b"\n")
+        self.quarantined = [n for n, _, _ in damaged]
+        cls = (TruncatedResultsWarning if len(damaged) == 1 and not damaged[0][2]
+               else DamagedResultsWarning)
+        warnings.warn(f"{self.path}: moved the damaged {_lines_text(damaged)} to {side} and "
+                      f"rewrote the file with its {len(rows)} valid row(s); those trials run again",
+                      cls, stacklevel=3)
 
     def write(self, row: dict) -> None:
         """Append one row as a JSON line and force it to disk."""

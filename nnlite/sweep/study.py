@@ -197,6 +197,8 @@ class Study:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, numbers.Integral):
                 raise TypeError(f"seeds must be ints, got {type(s).__name__} {s!r}")
+            if s < 0:
+                raise ValueError(f"seeds must be non-negative ints (numpy seeds), got {int(s)}")
             out.append(int(s))
         if not out:
             raise ValueError("seeds must list at least one seed, got an empty sequence")

@@ -18,7 +18,11 @@ Conventions
   validation, before the callbacks' ``on_epoch_end``); a schedule whose ``step`` needs a
   metric (``ReduceLROnPlateau``) gets ``val_loss`` when there is validation data, else the
   training ``loss``. ``schedule_interval="step"`` calls ``schedule.step()`` after every
-  optimizer step instead (metric-driven schedules cannot run per step).
+  optimizer step instead (metric-driven schedules cannot run per step). A schedule built
+  without its length (``WarmupCosine(opt, warmup_steps=W)``, ``CosineAnnealingLR(opt)``:
+  ``total_steps``/``T_max`` left None) learns it from ``fit``: ``epochs * steps_per_epoch``
+  with ``schedule_interval="step"`` (after the validation split is held out), ``epochs``
+  otherwise; ``trainer.total_steps`` holds the run's optimizer steps.
 * The reported ``loss`` is the data loss only (without the ``l2`` penalty), averaged over the
   epoch's samples (each batch's mean loss weighted by its size), computed from the forward
   passes of training itself (in training mode, weights changing during the epoch).
@@ -35,22 +39,23 @@ import numpy as np
 
 from .. import parallel
 from .._checks import as_generator
-from ..data.preprocess import stratified_split as _stratified_split
+from ..data.preprocess import stratified_split
 from ..nn.module import Module
 from ..optim import ReduceLROnPlateau, clip_grad_norm, is_weight, l2_penalty
-from .callbacks import Callback, History
+from .callbacks import Callback
+from .history import History
 from .progress import ProgressBar
 
 
 # -------------------------------------------------------------------------------------------------
 # helpers
 # -------------------------------------------------------------------------------------------------
-def _check_xy(x, y, name_x="x", name_y="y"):
+def _check_xy(x, y, name_x="x", name_y="y", need_y=True):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name_x} must be a numpy.ndarray, got {type(x).__name__}")
     if x.ndim < 1:
         raise ValueError(f"{name_x} must have a sample axis (rank >= 1), got shape {x.shape}")
-    if y is None:
+    if y is None and not need_y:
         return x, None
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{name_y} must be a numpy.ndarray, got {type(y).__name__}")
@@ -61,7 +66,9 @@ def _check_xy(x, y, name_x="x", name_y="y"):
 
 
 def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} ({value!r})")
+    if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -77,20 +84,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def stratified_split(y: np.ndarray, fraction: float, rng) -> tuple:
-    """Split sample indices into (train_idx, val_idx).
+def _holdout_split(y: np.ndarray, fraction: float, seed) -> tuple:
+    """The trainer's validation split: (train_idx, val_idx), sorted int64.
 
-    Integer labels (N,): stratified by class (``nnlite.data.stratified_split``); other targets
-    (regression): a plain random split of ``round(fraction * N)`` samples. fraction in (0, 1).
-    Both index arrays are sorted int64. Raises ValueError if either part would be empty.
+    Integer labels (N,): `nnlite.data.stratified_split` (class proportions kept); other
+    targets (regression): a plain random split of ``round(fraction * N)`` samples. Raises
+    ValueError if either part would be empty.
     """
-    if not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction!r}")
-    rng = as_generator(rng)
-    y = np.asarray(y)
+    rng = as_generator(seed)
     n = y.shape[0]
     if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
-        train, val = _stratified_split(y, fraction, rng)
+        train, val = stratified_split(y, fraction, rng)
     else:
         val = np.sort(rng.permutation(n)[:int(round(fraction * n))])
         train = np.setdiff1d(np.arange(n), val)
@@ -143,7 +147,8 @@ class Trainer:
     optimizer: an ``nnlite.optim`` optimizer built on the model's parameters (``step``,
         ``param_groups``, ``state_dict``/``load_state_dict``).
     schedule: optional learning-rate schedule bound to ``optimizer`` (see module docstring).
-    callbacks: iterable of `Callback`, called in the given order (the progress bar last).
+    callbacks: iterable of `Callback` (or None), called in the given order (the progress bar
+        last; callbacks that save checkpoints run their ``on_epoch_end`` after the others).
     batch_size: training batch size B; the last partial batch of an epoch is kept.
     rng: Generator or int seed for shuffling, the validation split and ``transform``.
     transform: optional augmentation ``transform(xb, rng) -> xb`` applied to each training
@@ -157,7 +162,8 @@ class Trainer:
         with ndim >= 2 (weights, not biases / norm scales), the gradient of
         ``reg/2 * ||w||^2``. The penalty is NOT included in the reported loss (so ``loss`` and
         ``val_loss`` stay comparable). Do not combine with the optimizer's ``weight_decay``.
-    schedule_interval: ``"epoch"`` or ``"step"``.
+    schedule_interval: ``"epoch"`` or ``"step"`` (see the module docstring; a schedule
+        built without its length learns it from ``fit``).
     eval_batch_size: default batch size for `evaluate`, `predict*` and validation
         (default: ``max(batch_size, 256)``).
     threads: worker threads for the kernels during ``fit``, ``evaluate`` and ``predict*``
@@ -166,7 +172,8 @@ class Trainer:
         (BLAS's thread count when threadpoolctl is installed, else 1); 1 = sequential.
 
     Attributes during ``fit`` (read by callbacks): ``epoch`` (current 0-based epoch),
-    ``epochs``, ``steps_per_epoch``, ``num_samples``, ``stop_training``, ``history``.
+    ``epochs``, ``initial_epoch``, ``has_validation``, ``steps_per_epoch``, ``total_steps``
+    (``epochs * steps_per_epoch``), ``num_samples``, ``stop_training``, ``history``.
     """
 
     def __init__(self, model, loss, optimizer, schedule=None, callbacks: Sequence[Callback] = (),
@@ -201,7 +208,16 @@ class Trainer:
             raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
         if threads is not None:
             threads = _positive_int(threads, "threads")
-        cbs = list(callbacks)
+        if callbacks is None:
+            callbacks = ()
+        if isinstance(callbacks, Callback):
+            raise TypeError("callbacks must be a list of Callback, got a single "
+                            f"{type(callbacks).__name__}; pass [callback]")
+        try:
+            cbs = list(callbacks)
+        except TypeError:
+            raise TypeError(f"callbacks must be a list of Callback or None, got "
+                            f"{type(callbacks).__name__}") from None
         for i, cb in enumerate(cbs):
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks[{i}] must be an nnlite Callback, got {type(cb).__name__}")
@@ -233,7 +249,10 @@ class Trainer:
         self.stop_training = False
         self.epoch = 0
         self.epochs = 0
+        self.initial_epoch = 0
+        self.has_validation = False
         self.steps_per_epoch = 0
+        self.total_steps = 0
         self.num_samples = 0
 
     # -- state for checkpoints ---------------------------------------------------------------
@@ -241,10 +260,22 @@ class Trainer:
         """JSON-serializable trainer state: the Generator's bit-generator state and the split seed."""
         return {"rng": self.rng.bit_generator.state, "split_seed": self.split_seed}
 
-    def set_state(self, state: dict) -> None:
-        """Restore `get_state` output (the Generator is updated in place)."""
+    def check_state(self, state: dict) -> None:
+        """Check `get_state` output without changing anything: ValueError/TypeError naming the entry."""
         if not isinstance(state, dict) or "rng" not in state or "split_seed" not in state:
-            raise ValueError(f"trainer state must be a dict with 'rng' and 'split_seed', got {state!r}")
+            raise ValueError(f"trainer state must be a dict with 'rng' and 'split_seed', got {state!r:.80}")
+        seed = state["split_seed"]
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+            raise ValueError(f"trainer state 'split_seed' must be an int in [0, 2**63), got {seed!r}")
+        try:
+            type(self.rng.bit_generator)(0).state = state["rng"]  # on a scratch bit generator
+        except Exception as e:
+            raise ValueError(f"trainer state 'rng' is not a valid "
+                             f"{type(self.rng.bit_generator).__name__} state: {e}") from None
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state` output (checked first; the Generator is updated in place)."""
+        self.check_state(state)
         self.rng.bit_generator.state = state["rng"]
         self.split_seed = int(state["split_seed"])
 
@@ -253,7 +284,11 @@ class Trainer:
         return self.callbacks + ([self.progress_bar] if self.progress_bar is not None else [])
 
     def _call(self, hook, *args):
-        for cb in self._all_callbacks():
+        cbs = self._all_callbacks()
+        if hook == "on_epoch_end":  # checkpoint writers last: they save the epoch's final state
+            cbs = ([cb for cb in cbs if not getattr(cb, "saves_checkpoints", False)]
+                   + [cb for cb in cbs if getattr(cb, "saves_checkpoints", False)])
+        for cb in cbs:
             getattr(cb, hook)(self, *args)
 
     def _current_lr(self) -> float:
@@ -270,41 +305,67 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, val_data=None, val_split: float = 0.0,
-            initial_epoch: int = 0) -> History:
+            initial_epoch: int = 0, validation_data=None) -> History:
         """Train for epochs ``initial_epoch .. epochs-1``; returns ``self.history``.
 
         x: (N, ...) inputs; y: (N,) labels (or targets the loss accepts).
-        val_data: optional ``(x_val, y_val)``, evaluated in eval mode after every epoch.
+        val_data: optional ``(x_val, y_val)``, evaluated in eval mode after every epoch;
+            ``validation_data`` is the same argument under its Keras name (pass one of them).
         val_split: fraction in [0, 1) of (x, y) held out for validation, stratified by class
-            (see `stratified_split`); cannot be combined with ``val_data``.
-        initial_epoch: first epoch index (to resume: ``initial_epoch=info["epoch"]`` from
-            `load_checkpoint`). With ``initial_epoch == 0`` the history starts afresh; otherwise
-            records of epochs >= initial_epoch are dropped and the run appends to the rest.
+            (``nnlite.data.stratified_split``; a random split for non-label targets), drawn
+            from the trainer's split seed; cannot be combined with ``val_data``.
+        initial_epoch: first epoch index, ``<= epochs`` (to resume: ``initial_epoch=info["epoch"]``
+            from `load_checkpoint`). With ``initial_epoch == 0`` the history starts afresh;
+            otherwise records of epochs >= initial_epoch are dropped and the run appends to the
+            rest, and callbacks keep their state (best value, patience count).
 
         Each epoch draws a fresh permutation of the training samples from ``self.rng`` (every
         sample once, last partial batch kept). Per batch: ``transform``, the callbacks'
         ``on_train_batch_begin`` (which may replace the batch), ``model.train()``, forward,
         loss, zero gradients, backward, ``l2``, gradient clipping, ``optimizer.step()``.
-        Errors from the model (e.g. shape mismatches) propagate unchanged.
+        Without validation data the History has no ``val_*`` columns. A schedule built without
+        its length gets it here (see the module docstring). Errors from the model (e.g. shape
+        mismatches) propagate unchanged.
         """
+        if y is None:
+            raise TypeError("y must be a numpy.ndarray of labels or targets (one per sample of "
+                            "x), got None")
         x, y = _check_xy(x, y)
-        if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool) or epochs < 0:
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+            raise TypeError(f"epochs must be a non-negative int, got {type(epochs).__name__} ({epochs!r})")
+        if epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if (not isinstance(initial_epoch, numbers.Integral) or isinstance(initial_epoch, bool)
-                or initial_epoch < 0):
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral):
+            raise TypeError(f"initial_epoch must be a non-negative int, got "
+                            f"{type(initial_epoch).__name__} ({initial_epoch!r})")
+        if initial_epoch < 0:
             raise ValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
-        if not isinstance(val_split, numbers.Real) or not 0 <= val_split < 1:
-            raise ValueError(f"val_split must be in [0, 1), got {val_split!r}")
+        if initial_epoch > epochs:
+            raise ValueError(f"initial_epoch={initial_epoch} is after epochs={epochs}: fit runs "
+                             f"epochs initial_epoch .. epochs-1 (epochs is the index to stop "
+                             f"before, as in Keras), so nothing would be trained; pass "
+                             f"epochs >= {initial_epoch}")
+        if (isinstance(val_split, bool) or not isinstance(val_split, numbers.Real)
+                or not 0 <= val_split < 1):
+            raise ValueError(f"val_split must be a number in [0, 1), got {val_split!r}")
+        if validation_data is not None:
+            if val_data is not None:
+                raise ValueError("pass either val_data or validation_data (the same argument), not both")
+            val_data, vname = validation_data, "validation_data"
+        else:
+            vname = "val_data"
         if val_split and val_data is not None:
-            raise ValueError("pass either val_data or val_split, not both")
+            raise ValueError(f"pass either {vname} or val_split, not both")
         if x.shape[0] == 0:
             raise ValueError("x holds no samples (shape {})".format(x.shape))
         if val_data is not None:
             if not isinstance(val_data, (tuple, list)) or len(val_data) != 2:
-                raise TypeError(f"val_data must be a pair (x_val, y_val), got {type(val_data).__name__}")
-            xv, yv = _check_xy(val_data[0], val_data[1], "val_data[0]", "val_data[1]")
+                raise TypeError(f"{vname} must be a pair (x_val, y_val), got {type(val_data).__name__}")
+            xv, yv = _check_xy(val_data[0], val_data[1], f"{vname}[0]", f"{vname}[1]")
+            if xv.shape[0] == 0:
+                raise ValueError(f"{vname}[0] holds no samples (shape {xv.shape})")
         elif val_split:
-            tr, va = stratified_split(y, float(val_split), self.split_seed)
+            tr, va = _holdout_split(y, float(val_split), self.split_seed)
             xv, yv = x[va], y[va]
             x, y = x[tr], y[tr]
         else:
@@ -312,9 +373,13 @@ class Trainer:
 
         n = x.shape[0]
         self.epochs = int(epochs)
+        self.initial_epoch = int(initial_epoch)
+        self.has_validation = xv is not None
         self.num_samples = n
         self.steps_per_epoch = -(-n // self.batch_size)
+        self.total_steps = self.epochs * self.steps_per_epoch
         self.stop_training = False
+        self._size_schedule()
         if initial_epoch == 0:
             self.history = History()
         else:
@@ -328,6 +393,16 @@ class Trainer:
                 self.progress_bar.abort()  # end a half-drawn bar line before the traceback
             raise
         return self.history
+
+    def _size_schedule(self) -> None:
+        """Give a schedule built without its length the run's number of schedule steps."""
+        sched = self.schedule
+        if sched is None or not getattr(sched, "needs_total_steps", False):
+            return
+        steps = self.total_steps if self.schedule_interval == "step" else self.epochs
+        if steps < 1:
+            return  # epochs=0: nothing will step
+        sched.set_total_steps(steps)
 
     def _fit_epochs(self, x, y, xv, yv, initial_epoch, epochs):
         self._call("on_train_begin")
@@ -414,7 +489,7 @@ class Trainer:
 
         Every submodule's train/eval flag is restored afterwards.
         """
-        x, _ = _check_xy(x, None)
+        x, _ = _check_xy(x, None, need_y=False)
         bs = self.eval_batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         outs = []
         with _Modes(self.model, training=False), parallel.threads(self.threads):
