@@ -516,12 +516,18 @@ def run_kernels(cfg, torch):
 
 # ----------------------------------------------------------------------------- training steps
 
+#: training-step cases: (model, batch size)
+TRAINING = (("fmnist_cnn", 128), ("cifar_cnn", 128), ("resnet_encoder", 256))
+
+
 def run_training(cfg, torch):
-    """Whole training steps (forward + backward + SGD, float32, batch 128), images/s."""
+    """Whole training steps (forward + backward + SGD, float32), images/s: the two reference
+    CNNs at batch 128 and a ResNet encoder (stem + three basic blocks with batch norm, 32x32
+    images) at batch 256; the textbook storey as a contender beside the engine."""
     rows = []
-    for name in ("fmnist_cnn", "cifar_cnn"):
-        step_n, info = models.nnlite_step_fn(name)
-        step_tb, _ = models.nnlite_step_fn(name)
+    for name, n in TRAINING:
+        step_n, info = models.nnlite_step_fn(name, n)
+        step_tb, _ = models.nnlite_step_fn(name, n)
 
         def textbook_step(step=step_tb):
             with use_kernels("textbook"):
@@ -529,7 +535,7 @@ def run_training(cfg, torch):
         cont = {"nnlite": step_n, "textbook": textbook_step}
         agree = None
         if torch is not None:
-            step_t, tinfo = models.torch_step_fn(name, torch, nnlite_twin=info["model"])
+            step_t, tinfo = models.torch_step_fn(name, torch, n, nnlite_twin=info["model"])
             # same weights, eval mode (no dropout): the two models compute the same logits
             info["model"].eval()
             tinfo["model"].eval()
@@ -542,17 +548,50 @@ def run_training(cfg, torch):
             cont["torch"] = step_t
         reps = cfg.repeats if not cfg.quick else 4
         cmp = compare(f"train step {name}", cont, repeats=reps, target_s=max(cfg.target_s, 0.25),
-                      scale={"nnlite": 128, "textbook": 128, "torch": 128}, warmup=2)
+                      scale={"nnlite": n, "textbook": n, "torch": n}, warmup=2)
         extra = {"images_per_s": {k: 1.0 / t.min for k, t in cmp.timings.items()},
                  "images_per_s_median": {k: 1.0 / t.median for k, t in cmp.timings.items()},
-                 "sgd": info["sgd"], "logits_max_abs_diff_vs_torch": agree}
+                 "sgd": info["sgd"], "logits_max_abs_diff_vs_torch": agree, "batch": n}
         ratios = {"throughput nnlite/textbook": {"min": cmp.ratio("textbook", "nnlite", "min"),
                                                   "median": cmp.ratio("textbook", "nnlite", "median")}}
         if torch is not None:
             ratios["throughput nnlite/torch"] = {"min": cmp.ratio("torch", "nnlite", "min"),
                                                  "median": cmp.ratio("torch", "nnlite", "median")}
-        rows.append(_row("training", f"{name} train step (batch 128, float32)", cmp, ratios, extra,
+        rows.append(_row("training", f"{name} train step (batch {n}, float32)", cmp, ratios, extra,
                          unit="ms/image"))
+    return rows
+
+
+def run_inference(cfg, torch):
+    """Eval-mode forward passes (batch 256, float32) of the two reference CNNs, images/s."""
+    rows = []
+    for name in ("fmnist_cnn", "cifar_cnn"):
+        run_n, info = models.nnlite_infer_fn(name)
+        cont = {"nnlite": run_n}
+        if torch is not None:
+            run_t, _ = models.torch_infer_fn(name, torch, nnlite_twin=info["model"])
+            cont["torch"] = run_t
+        cmp = compare(f"inference {name}", cont, repeats=cfg.repeats if not cfg.quick else 4,
+                      target_s=max(cfg.target_s, 0.25), scale={"nnlite": 256, "torch": 256}, warmup=2)
+        extra = {"images_per_s": {k: 1.0 / t.min for k, t in cmp.timings.items()}}
+        ratios = {}
+        if torch is not None:
+            ratios["throughput nnlite/torch"] = {"min": cmp.ratio("torch", "nnlite", "min"),
+                                                 "median": cmp.ratio("torch", "nnlite", "median")}
+        rows.append(_row("inference", f"{name} eval forward (batch 256, float32)", cmp, ratios, extra,
+                         unit="ms/image"))
+    return rows
+
+
+def run_small_batch(cfg):
+    """nnlite's per-image training-step time at batch 16 relative to batch 128 (interleaved)."""
+    rows = []
+    for name in ("fmnist_cnn", "cifar_cnn"):
+        cont = {str(n): models.nnlite_step_fn(name, n)[0] for n in (16, 128)}
+        cmp = compare(f"small batch {name}", cont, repeats=cfg.repeats if not cfg.quick else 4,
+                      target_s=max(cfg.target_s, 0.25), scale={"16": 16, "128": 128}, warmup=2)
+        rows.append(_row("small batch", f"{name} train step per image, batch 16 / batch 128", cmp,
+                         {"per-image time 16/128": _ratio(cmp, "16", "128")}, unit="ms/image"))
     return rows
 
 

@@ -10,7 +10,11 @@ from nnlite.losses import SoftmaxCrossEntropy
 LR = 0.01
 
 #: model name -> (input shape without batch, number of classes)
-INPUTS = {"fmnist_cnn": ((1, 28, 28), 10), "cifar_cnn": ((3, 32, 32), 10)}
+INPUTS = {"fmnist_cnn": ((1, 28, 28), 10), "cifar_cnn": ((3, 32, 32), 10),
+          "resnet_encoder": ((3, 32, 32), 10)}
+
+#: the ResNet encoder's stages: (in channels, out channels, stride) of its basic blocks
+RESNET_BLOCKS = ((32, 32, 1), (32, 64, 2), (64, 128, 2))
 
 
 def nnlite_model(name: str, rng):
@@ -27,6 +31,12 @@ def nnlite_model(name: str, rng):
             nn.Conv2d(32, 64, 3, padding=1, rng=rng), nn.ReLU(),
             nn.Conv2d(64, 64, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(4096, 256, rng=rng), nn.ReLU(), nn.Linear(256, 10, rng=rng))
+    elif name == "resnet_encoder":
+        # a CIFAR stem (3x3 conv + batch norm + ReLU) and three basic blocks, as an SSL encoder
+        m = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1, bias=False, rng=rng), nn.BatchNorm2d(32), nn.ReLU(),
+            *(nn.basic_block(i, o, s, rng=rng) for i, o, s in RESNET_BLOCKS),
+            nn.GlobalAvgPool2d(), nn.Linear(128, 10, rng=rng))
     else:
         raise ValueError(name)
     m[0].needs_input_grad = False        # as autograd: no gradient for the input images
@@ -47,6 +57,20 @@ def torch_model(name: str, torch, nnlite_twin=None):
             tn.MaxPool2d(2), tn.Conv2d(32, 64, 3, padding=1), tn.ReLU(),
             tn.Conv2d(64, 64, 3, padding=1), tn.ReLU(), tn.MaxPool2d(2),
             tn.Flatten(), tn.Linear(4096, 256), tn.ReLU(), tn.Linear(256, 10))
+    elif name == "resnet_encoder":
+        class Block(tn.Module):
+            def __init__(self, i, o, s):
+                super().__init__()
+                self.block = tn.Sequential(tn.Conv2d(i, o, 3, s, 1, bias=False), tn.BatchNorm2d(o), tn.ReLU(),
+                                           tn.Conv2d(o, o, 3, 1, 1, bias=False), tn.BatchNorm2d(o))
+                self.shortcut = (tn.Sequential(tn.Conv2d(i, o, 1, s, bias=False), tn.BatchNorm2d(o))
+                                 if s != 1 or i != o else tn.Identity())
+
+            def forward(self, x):
+                return torch.relu(self.block(x) + self.shortcut(x))
+        m = tn.Sequential(tn.Conv2d(3, 32, 3, padding=1, bias=False), tn.BatchNorm2d(32), tn.ReLU(),
+                          *(Block(i, o, s) for i, o, s in RESNET_BLOCKS),
+                          tn.AdaptiveAvgPool2d(1), tn.Flatten(), tn.Linear(128, 10))
     else:
         raise ValueError(name)
     if nnlite_twin is not None:
@@ -79,6 +103,27 @@ def make_sgd(model):
             for p in params:
                 p.data -= np.asarray(LR, dtype=p.data.dtype) * p.grad
         return step, "in-loop p.data -= lr * p.grad"
+
+
+def nnlite_infer_fn(name: str, n: int = 256, seed: int = 0):
+    """A zero-argument eval-mode forward pass of the nnlite model on a fixed batch."""
+    model = nnlite_model(name, np.random.default_rng(seed))
+    model.eval()
+    x, _ = batch(name, n, seed)
+    return (lambda: model.forward(x)), {"model": model, "x": x}
+
+
+def torch_infer_fn(name: str, torch, n: int = 256, seed: int = 0, nnlite_twin=None):
+    """The same in PyTorch: eval mode, ``torch.no_grad()``."""
+    model = torch_model(name, torch, nnlite_twin)
+    model.eval()
+    x, _ = batch(name, n, seed)
+    xt = torch.from_numpy(x)
+
+    def run():
+        with torch.no_grad():
+            return model(xt)
+    return run, {"model": model, "x": xt}
 
 
 def nnlite_step_fn(name: str, n: int = 128, seed: int = 0):
