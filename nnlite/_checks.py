@@ -5,6 +5,8 @@ Messages always name what was expected and what was given.
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -51,27 +53,53 @@ def check_same_dtype(x: np.ndarray, ref: np.ndarray, name: str = "x", what: str 
             f"(x.astype(np.{ref.dtype})) or the model (model.astype(np.{x.dtype}))")
 
 
-def check_labels(y, n: int, num_classes: int, name: str = "y") -> np.ndarray:
-    """Integer class labels of shape (n,) with values in [0, num_classes)."""
+def check_labels(y, n=None, num_classes=None, name: str = "y", nonnegative: bool = True) -> np.ndarray:
+    """Integer class labels, y: (n,) (any (N,) when ``n`` is None), values in [0, num_classes).
+
+    y: array-like of int; n: int or None; num_classes: int or None -> np.asarray(y).
+    Without ``num_classes`` the labels need only be >= 0 (not even that with
+    ``nonnegative=False``). An empty sequence (``[]`` is float64 to NumPy) is an empty label
+    vector. ValueError for another rank or length, or a label out of range (naming the largest
+    label above the range, else the smallest below it); TypeError for a non-integer dtype
+    (bools refused).
+    """
     y = np.asarray(y)
+    if y.size == 0 and y.dtype == np.float64:
+        y = y.astype(np.int64)
+    if y.ndim != 1:
+        if n is not None:
+            raise ValueError(f"{name} must have shape ({n},) to match the scores, got {y.shape}")
+        raise ValueError(f"{name} must be a 1-D array of class labels with shape (N,), "
+                         f"got shape {y.shape} (rank {y.ndim})")
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if y.shape != (n,):
+    if n is not None and y.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) to match the scores, got {y.shape}")
-    if n and (y.min() < 0 or y.max() >= num_classes):
-        bad = y[(y < 0) | (y >= num_classes)][0]
-        raise ValueError(f"{name} holds label {bad}, outside the valid range [0, {num_classes - 1}]")
+    if y.size and num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+        bad = y.max() if y.max() >= num_classes else y.min()
+        raise ValueError(f"{name} holds label {bad}, outside the valid range [0, {num_classes - 1}] "
+                         f"for {num_classes} classes")
+    if y.size and nonnegative and y.min() < 0:
+        raise ValueError(f"{name} holds label {int(y.min())}; labels must be integers >= 0")
     return y
 
 
-def check_int(v, name: str, minimum: int = 1) -> int:
-    """An integer ``v >= minimum`` (bool refused) as a Python int: TypeError for a non-int,
-    ValueError below ``minimum``; messages name ``name``."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
+def check_int(v, name: str, minimum: int = 1, allow=(), what=None, maximum=None) -> int:
+    """An integer in ``[minimum, maximum]`` (``maximum`` None: no upper bound), or one of the
+    values in ``allow`` (e.g. ``-1`` for "all"), as a Python int; bools refused.
+
+    TypeError for a non-int, ValueError outside the range. Messages name ``name``, what was
+    expected (``what``, e.g. "a positive int", when given; else "an int" and the range) and
+    the value given.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be {what or 'an int'}, got {type(v).__name__} ({v!r:.40})")
+    v = int(v)
+    if (v < minimum or (maximum is not None and v > maximum)) and v not in allow:
+        extra = f" (or {', '.join(map(str, allow))})" if allow else ""
+        want = what or (f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]")
+        raise ValueError(f"{name} must be {want}{extra}, got {v}")
+    return v
 
 
 def pair(v, name: str) -> tuple:
@@ -125,6 +153,34 @@ def check_bool(v, name: str) -> bool:
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(v).__name__} ({v!r:.40})")
     return bool(v)
+
+
+def check_str(v, name: str, allow_none: bool = False):
+    """A str (or None when ``allow_none``); TypeError naming ``name`` and the type given."""
+    if v is None and allow_none:
+        return v
+    if not isinstance(v, str):
+        raise TypeError(f"{name} must be a str{' or None' if allow_none else ''}, got {type(v).__name__}")
+    return v
+
+
+def check_path(v, name: str = "path") -> Path:
+    """A str or ``os.PathLike`` as a ``pathlib.Path``; TypeError naming ``name`` otherwise."""
+    if not isinstance(v, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(v).__name__}")
+    return Path(v)
+
+
+def check_choice(v, name: str, choices):
+    """``v`` must equal one of ``choices`` (a tuple or list); ValueError naming ``name``, the
+    choices ("'a', 'b' or 'c'", or "one of [...]" for more than three) and the value given."""
+    if not any(isinstance(v, type(c)) and v == c for c in choices):
+        if len(choices) <= 3:
+            want = " or ".join(filter(None, [", ".join(repr(c) for c in choices[:-1]), repr(choices[-1])]))
+        else:
+            want = f"one of {list(choices)}"
+        raise ValueError(f"{name} must be {want}, got {v!r:.60}")
+    return v
 
 
 def check_finite_vector(v, name: str, positive: bool = False, dtype=np.float64) -> np.ndarray:

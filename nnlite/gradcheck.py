@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ._checks import as_generator
+from ._checks import as_generator, check_choice
 
 DEFAULT_H = 1e-6
 DEFAULT_TOL = 1e-6
@@ -175,8 +175,7 @@ def check_module(module, x, mode: str = "train", loss=None, target=None, max_coo
     computed", when ``backward`` returns None (a first layer with ``needs_input_grad=False``).
     Returns a ``GradcheckReport``.
     """
-    if mode not in ("train", "eval"):
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    check_choice(mode, "mode", ("train", "eval"))
     rng = as_generator(seed)
     m = copy.deepcopy(module) if copy_module else module
     m.astype(np.float64)

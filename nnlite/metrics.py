@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_labels
 
 __all__ = [
     "accuracy",
@@ -36,19 +36,8 @@ __all__ = [
 # ----------------------------------------------------------------------------- validation
 
 def _as_labels(y, name: str) -> np.ndarray:
-    """Return ``y`` as a 1-D int64 array of non-negative labels, or raise."""
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of class labels with shape (N,), "
-                         f"got shape {arr.shape} (rank {arr.ndim})")
-    if arr.size == 0 and arr.dtype == np.float64:
-        # np.asarray([]) is float64; an empty list is an acceptable (empty) label array.
-        arr = arr.astype(np.int64)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} holds label {int(arr.min())}; labels must be integers >= 0")
-    return arr.astype(np.int64, copy=False)
+    """``y`` as a 1-D int64 array of labels >= 0 (see ``check_labels``)."""
+    return check_labels(y, name=name).astype(np.int64, copy=False)
 
 
 def _as_scores(s, name: str) -> np.ndarray:
@@ -76,12 +65,6 @@ def _check_same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -
 def _check_nonempty(n: int, what: str) -> None:
     if n == 0:
         raise ValueError(f"{what} needs at least one sample, got N=0")
-
-
-def _check_below(y: np.ndarray, num_classes: int, name: str) -> None:
-    if y.size and y.max() >= num_classes:
-        raise ValueError(f"{name} holds label {int(y.max())}, outside the valid range "
-                         f"[0, {num_classes - 1}] for {num_classes} classes")
 
 
 def _as_confusion(cm, name: str = "cm") -> np.ndarray:
@@ -127,35 +110,20 @@ def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- metrics
 
 def accuracy(y_true, y_pred_or_scores) -> float:
-    """Fraction of samples whose prediction equals the true label.
+    """mean(y_true == y_pred): the fraction of samples whose prediction equals the true label.
 
-    Parameters
-    ----------
-    y_true : array-like of int, shape (N,)
-        True class labels (>= 0).
-    y_pred_or_scores : array-like, shape (N,) or (N, C)
-        Either predicted integer labels, or scores from which the prediction is
-        ``argmax(axis=1)`` (ties go to the lowest class index). With scores, every true
-        label must be in ``[0, C)``.
-
-    Returns
-    -------
-    float
-        ``mean(y_true == y_pred)`` in ``[0, 1]``.
-
-    Raises
-    ------
-    ValueError
-        Wrong rank, different N, N == 0, negative labels, labels >= C with scores, NaN scores.
-    TypeError
-        Non-integer labels or non-numeric scores.
+    y_true: (N,) int labels >= 0; y_pred_or_scores: (N,) predicted int labels or (N, C)
+    scores -> float in [0, 1].  With scores the prediction is ``argmax(axis=1)`` (ties go to
+    the lowest class index) and every true label must be in ``[0, C)``. ValueError for a
+    wrong rank, different N, N == 0, negative labels, labels >= C with scores or NaN scores;
+    TypeError for non-integer labels or non-numeric scores.
     """
     y_true = _as_labels(y_true, "y_true")
     p = np.asarray(y_pred_or_scores)
     if p.ndim == 2:
         scores = _as_scores(p, "y_pred_or_scores")
         _check_same_length(y_true, scores, "y_true", "y_pred_or_scores")
-        _check_below(y_true, scores.shape[1], "y_true")
+        check_labels(y_true, num_classes=scores.shape[1], name="y_true")
         y_pred = scores.argmax(axis=1)
     elif p.ndim == 1:
         y_pred = _as_labels(p, "y_pred_or_scores")
@@ -168,26 +136,13 @@ def accuracy(y_true, y_pred_or_scores) -> float:
 
 
 def top_k_accuracy(y_true, scores, k: int) -> float:
-    """Fraction of samples whose true class is among the ``k`` highest-scoring classes.
+    """mean over n of [#{j : s[n, j] > s[n, t]} + #{j < t : s[n, j] == s[n, t]} < k], t = y_true[n].
 
-    Ranking rule: classes are ordered by decreasing score, ties broken by increasing class
-    index (the same rule as ``argmax``). So ``top_k_accuracy(y, s, 1) == accuracy(y, s)``
-    exactly, and ``k == C`` always gives 1.0. Concretely, sample ``n`` counts as a hit when
-    ``#{j : s[n, j] > s[n, t]} + #{j < t : s[n, j] == s[n, t]} < k`` with ``t = y_true[n]``.
-
-    Parameters
-    ----------
-    y_true : array-like of int, shape (N,)
-        True labels in ``[0, C)``.
-    scores : array-like of float, shape (N, C)
-        Class scores (logits or probabilities).
-    k : int
-        Number of top classes that count as a hit, ``1 <= k <= C``.
-
-    Returns
-    -------
-    float
-        Top-k accuracy in ``[0, 1]``.
+    y_true: (N,) int labels in [0, C); scores: (N, C) real class scores (logits or
+    probabilities); k: int, 1 <= k <= C -> float in [0, 1].  The fraction of samples whose
+    true class is among the ``k`` highest-scoring classes, ranked by decreasing score with
+    ties broken by increasing class index (the ``argmax`` rule), so
+    ``top_k_accuracy(y, s, 1) == accuracy(y, s)`` exactly and ``k == C`` always gives 1.0.
     """
     y_true = _as_labels(y_true, "y_true")
     s = _as_scores(scores, "scores")
@@ -197,7 +152,7 @@ def top_k_accuracy(y_true, scores, k: int) -> float:
     if k > c:
         raise ValueError(f"k must be at most the number of classes C={c}, got k={k}")
     _check_nonempty(n, "top_k_accuracy")
-    _check_below(y_true, c, "y_true")
+    check_labels(y_true, num_classes=c, name="y_true")
     true_score = s[np.arange(n), y_true][:, None]                      # (N, 1)
     higher = (s > true_score).sum(axis=1)                              # strictly better classes
     lower_index = np.arange(c)[None, :] < y_true[:, None]              # (N, C)
@@ -206,22 +161,13 @@ def top_k_accuracy(y_true, scores, k: int) -> float:
 
 
 def confusion_matrix(y_true, y_pred, num_classes: Optional[int] = None) -> np.ndarray:
-    """Count matrix of (true, predicted) label pairs.
+    """cm[i, j] = #{n : y_true[n] == i and y_pred[n] == j}.
 
-    Parameters
-    ----------
-    y_true, y_pred : array-like of int, shape (N,)
-        True and predicted labels (>= 0). For scores of shape (N, C), pass
-        ``scores.argmax(axis=1)``.
-    num_classes : int, optional
-        C. Defaults to ``max(y_true.max(), y_pred.max()) + 1``; if given, every label must
-        be below it (classes that never occur get zero rows/columns).
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (C, C)
-        ``cm[i, j]`` = number of samples with true class ``i`` predicted as ``j``
-        (rows = true, columns = predicted). ``cm.sum() == N``.
+    y_true, y_pred: (N,) int labels >= 0; num_classes: int C or None
+    -> cm: (C, C) int64, rows = true class, columns = predicted class, ``cm.sum() == N``.
+    For scores (N, C) pass ``scores.argmax(axis=1)``. ``num_classes`` defaults to
+    ``max(y_true.max(), y_pred.max()) + 1``; when given, every label must be below it
+    (classes that never occur get zero rows/columns).
     """
     y_true = _as_labels(y_true, "y_true")
     y_pred = _as_labels(y_pred, "y_pred")
@@ -231,29 +177,21 @@ def confusion_matrix(y_true, y_pred, num_classes: Optional[int] = None) -> np.nd
         c = int(max(y_true.max(), y_pred.max())) + 1
     else:
         c = check_int(num_classes, "num_classes")
-        _check_below(y_true, c, "y_true")
-        _check_below(y_pred, c, "y_pred")
+        check_labels(y_true, num_classes=c, name="y_true")
+        check_labels(y_pred, num_classes=c, name="y_pred")
     flat = np.bincount(y_true * c + y_pred, minlength=c * c)
     return flat.reshape(c, c).astype(np.int64, copy=False)
 
 
 def precision_recall_f1(cm) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class precision, recall and F1 from a confusion matrix (rows true, columns predicted).
+    """precision_i = tp / predicted, recall_i = tp / actual, F1_i = 2 tp / (predicted + actual).
 
-    For class ``i`` with ``tp = cm[i, i]``, ``predicted = cm[:, i].sum()``, ``actual = cm[i, :].sum()``:
-    ``precision = tp / predicted``, ``recall = tp / actual``,
-    ``F1 = 2 tp / (predicted + actual)`` (the harmonic mean of precision and recall).
-    A zero denominator gives 0.0 (a class never predicted has precision 0; a class with no
-    samples has recall 0; both zero gives F1 0), without warnings.
-
-    Parameters
-    ----------
-    cm : array-like, shape (C, C)
-        Non-negative counts (int or float, e.g. sample-weighted counts).
-
-    Returns
-    -------
-    (precision, recall, f1) : three float64 arrays of shape (C,)
+    cm: (C, C) non-negative counts (int or float, e.g. sample-weighted), rows true, columns
+    predicted -> (precision, recall, f1): three float64 arrays of shape (C,).
+    For class ``i``: ``tp = cm[i, i]``, ``predicted = cm[:, i].sum()``,
+    ``actual = cm[i, :].sum()``; F1 is the harmonic mean of precision and recall. A zero
+    denominator gives 0.0 (a class never predicted has precision 0; a class with no samples
+    has recall 0; both zero gives F1 0), without warnings.
     """
     cm = _as_confusion(cm)
     tp = np.diag(cm).astype(np.float64)
@@ -411,22 +349,13 @@ def classification_report(y_true, y_pred, class_names: Optional[Sequence[str]] =
                           num_classes: Optional[int] = None) -> ClassificationReport:
     """Per-class precision, recall, F1 and support, with accuracy and macro / weighted averages.
 
-    Parameters
-    ----------
-    y_true, y_pred : array-like of int, shape (N,), N >= 1
-        True and predicted labels. For scores (N, C) pass ``scores.argmax(axis=1)``.
-    class_names : sequence of str, optional
-        One distinct name per class; its length fixes C. Defaults to "0", "1", ...
-    num_classes : int, optional
-        C when ``class_names`` is not given (default ``max label + 1``). If both are given
-        they must agree.
-
-    Returns
-    -------
-    ClassificationReport
-        ``print(report)`` shows a table like scikit-learn's ``classification_report``;
-        ``report.to_dict()`` is JSON-serializable. Zero-division cases are 0.0 (see module doc);
-        macro averages are over all C classes.
+    y_true, y_pred: (N,) int labels, N >= 1; class_names: sequence of C distinct str or None
+    (default "0", "1", ...; its length fixes C); num_classes: int C or None (used when
+    ``class_names`` is not given, default ``max label + 1``; if both are given they must
+    agree) -> ClassificationReport.  For scores (N, C) pass ``scores.argmax(axis=1)``.
+    ``print(report)`` shows a table like scikit-learn's ``classification_report``;
+    ``report.to_dict()`` is JSON-serializable. Zero-division cases are 0.0 (see the module
+    docstring); macro averages are over all C classes.
     """
     if class_names is not None:
         if isinstance(class_names, (str, bytes)):
@@ -444,21 +373,11 @@ def classification_report(y_true, y_pred, class_names: Optional[Sequence[str]] =
 def format_confusion_matrix(cm, class_names: Optional[Sequence[str]] = None) -> str:
     """Render a confusion matrix as a fixed-width text table.
 
-    Rows are true classes, columns predicted classes; the top-left cell reads
-    ``true \\ pred``. Integer matrices print as integers, float matrices (e.g. row-normalized)
-    with 3 decimals.
-
-    Parameters
-    ----------
-    cm : array-like, shape (C, C)
-        Non-negative counts or fractions.
-    class_names : sequence of str, optional
-        C distinct names (default "0", "1", ...).
-
-    Returns
-    -------
-    str
-        The table, one line per true class plus a header line, ending in a newline.
+    cm: (C, C) non-negative counts or fractions; class_names: C distinct str or None
+    (default "0", "1", ...) -> str, one line per true class plus a header line, ending in a
+    newline.  Rows are true classes, columns predicted classes; the top-left cell reads
+    ``true \\ pred``. Integer matrices print as integers, float matrices (e.g.
+    row-normalized) with 3 decimals.
     """
     cm = _as_confusion(cm)
     names = _names(class_names, cm.shape[0])

@@ -50,14 +50,13 @@ MNIST_CLASSES = tuple(str(i) for i in range(10))
 class Dataset:
     """A train/test pair of arrays.
 
-    Attributes:
-        x_train: ``(N_train, C, H, W)`` float32 in [0, 1].
-        y_train: ``(N_train,)`` int64 class indices.
-        x_test: ``(N_test, C, H, W)`` float32 in [0, 1].
-        y_test: ``(N_test,)`` int64.
-        classes: class names; label ``i`` is ``classes[i]``.
-        source: human-readable description of the files used.
-        name: data set name.
+    x_train: ``(N_train, C, H, W)`` float32 in [0, 1];
+    y_train: ``(N_train,)`` int64 class indices;
+    x_test: ``(N_test, C, H, W)`` float32 in [0, 1];
+    y_test: ``(N_test,)`` int64;
+    classes: class names, label ``i`` is ``classes[i]``;
+    source: human-readable description of the files used;
+    name: data set name.
     """
 
     x_train: np.ndarray
@@ -141,14 +140,13 @@ def load_mnist(
 ) -> Dataset:
     """Load MNIST (60,000 train / 10,000 test, 1x28x28).
 
+    -> :class:`Dataset` with ``x_*`` ``(N, 1, 28, 28)`` float32 in [0, 1], ``y_*`` int64,
+    classes ``"0".."9"``.
+
     Looks for the data with :func:`~nnlite.data.locate.find_dataset` (``path``,
     then ``$NNLITE_DATA/mnist``, cache, ``download=True``). A folder with
     ``train.npz``/``test.npz`` is read directly; otherwise the four official idx
     files (``.gz`` or not, also under ``raw/``).
-
-    Returns:
-        :class:`Dataset` with ``x_*`` ``(N, 1, 28, 28)`` float32 in [0, 1], ``y_*`` int64,
-        classes ``"0".."9"``.
     """
     loc = find_dataset("mnist", path, download=download)
     xtr, ytr, xte, yte, src = _load_mnist_like(loc, "full MNIST")
@@ -181,6 +179,10 @@ def load_fashion_mnist(
 ) -> Dataset:
     """Load Fashion-MNIST (60,000 train / 10,000 test, 1x28x28, 10 clothing classes).
 
+    -> :class:`Dataset` with ``x_*`` ``(N, 1, 28, 28)`` float32 in [0, 1], ``y_*`` int64. Raises
+    DataNotFoundError: data not found and the bundled fallback is disabled (or an explicit
+    ``path`` is wrong).
+
     Search order: ``path`` (error if it does not hold the data), ``$NNLITE_DATA/fashion_mnist``
     (or ``fashion-mnist``), the cache folder, ``/usr/share/datasets/fashion-mnist``
     (Debian package ``dataset-fashion-mnist``), the official URLs if ``download=True``.
@@ -188,13 +190,6 @@ def load_fashion_mnist(
     was given), the **bundled subset** shipped with nnlite is used
     (8,000 train / 2,000 test, class-balanced) and ``source`` says so, including
     where the full data was looked for.
-
-    Returns:
-        :class:`Dataset` with ``x_*`` ``(N, 1, 28, 28)`` float32 in [0, 1], ``y_*`` int64.
-
-    Raises:
-        DataNotFoundError: data not found and the bundled fallback is disabled
-            (or an explicit ``path`` is wrong).
     """
     try:
         loc = find_dataset("fashion_mnist", path, download=download)
@@ -242,6 +237,8 @@ def load_cifar10(
 ) -> Dataset:
     """Load CIFAR-10 (3x32x32, 10 classes).
 
+    -> :class:`Dataset` with ``x_*`` ``(N, 3, 32, 32)`` float32 in [0, 1], ``y_*`` int64.
+
     Sources, in order of preference, in the folder found by
     :func:`~nnlite.data.locate.find_dataset`:
 
@@ -255,9 +252,6 @@ def load_cifar10(
        With ``n_train`` only the needed JPEGs are decoded.
 
     ``exact=True`` never uses the JPEG images.
-
-    Returns:
-        :class:`Dataset` with ``x_*`` ``(N, 3, 32, 32)`` float32 in [0, 1], ``y_*`` int64.
     """
     loc = find_dataset("cifar10", path, download=download)
     p = loc.path
@@ -300,13 +294,9 @@ def load_svhn(
 ) -> Dataset:
     """Load SVHN cropped digits (``train_32x32.mat`` / ``test_32x32.mat``).
 
-    Args:
-        path: folder holding the ``.mat`` files (else searched like other sets).
-        include_extra: append ``extra_32x32.mat`` to the training set.
-
-    Returns:
-        :class:`Dataset` with ``x_*`` ``(N, 3, 32, 32)`` float32 in [0, 1] and digit
-        labels 0..9 (the file's label 10 is digit 0).
+    path: folder holding the ``.mat`` files (else searched like other sets); include_extra:
+    append ``extra_32x32.mat`` to the training set -> :class:`Dataset` with ``x_*``
+    ``(N, 3, 32, 32)`` float32 in [0, 1] and digit labels 0..9 (the file's label 10 is digit 0).
     """
     loc = find_dataset("svhn", path, download=download)
     p = loc.path if loc.path.is_dir() else loc.path.parent
@@ -356,17 +346,14 @@ def load_hdf5(
 ) -> Dataset:
     """Load an image classification set from an HDF5 file (e.g. ``earth_data.h5``).
 
-    Args:
-        path: the HDF5 file.
-        x_key, y_key: dataset names of the (training) images and labels.
-        test_x_key, test_y_key: dataset names of a separate test split; if not
-            given, a stratified ``test_fraction`` of the data is held out with
-            :func:`~nnlite.data.preprocess.stratified_split` seeded by ``rng``.
-        classes: class names (default ``"0"``, ``"1"``, ...).
-        layout: image layout in the file, see :func:`~nnlite.data.formats.read_hdf5`.
-
-    Returns:
-        :class:`Dataset` with float32 NCHW images in [0, 1].
+    path: the HDF5 file;
+    x_key, y_key: dataset names of the (training) images and labels;
+    test_x_key, test_y_key: dataset names of a separate test split, if not given, a stratified
+        ``test_fraction`` of the data is held out with
+        :func:`~nnlite.data.preprocess.stratified_split` seeded by ``rng``;
+    classes: class names (default ``"0"``, ``"1"``, ...);
+    layout: image layout in the file, see :func:`~nnlite.data.formats.read_hdf5`
+    -> :class:`Dataset` with float32 NCHW images in [0, 1].
     """
     p = Path(path)
     xtr, ytr = formats.read_hdf5(p, x_key, y_key, layout=layout)
@@ -408,14 +395,13 @@ def load_image_folder(
 ) -> Dataset:
     """Load class-folder images from a folder or ``.zip`` (decoded once, cached as npz).
 
+    -> :class:`Dataset` with float32 NCHW images in [0, 1].
+
     If ``path`` has ``<train_split>/`` and ``<test_split>/`` folders
     (``root/train/<class>/<file>``), they are used; otherwise the class folders are
     taken directly under ``path`` and a stratified ``test_fraction`` is held out
     (seeded by ``rng``). Classes are sorted by name unless ``classes`` is given.
     See :func:`~nnlite.data.formats.read_image_folder` for ``mode``/``size``.
-
-    Returns:
-        :class:`Dataset` with float32 NCHW images in [0, 1].
     """
     p = Path(path)
     kw = dict(classes=classes, mode=mode, size=size, cache_dir=cache_dir)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from .._checks import check_choice
 from .._io import atomic_open
 
 __all__ = [
@@ -123,20 +124,14 @@ _IDX_DTYPES = {
 def read_idx(src: Union[PathLike, bytes]) -> np.ndarray:
     """Read any idx file (the MNIST container format).
 
+    src: path to the file, or its bytes -> array of shape ``dims`` in native byte order (uint8
+    for type 0x08). Raises ValueError: bad magic number, unknown type code, or a data length
+    that does not match the header (e.g. a truncated download).
+
     Layout: 2 zero bytes, 1 type byte (0x08 = uint8 ...), 1 byte ``ndim``, then
     ``ndim`` big-endian uint32 dimensions, then the data in C order. The file may
     be gzip-compressed; this is detected from the content (magic ``1f 8b``), not
     from the file name.
-
-    Args:
-        src: path to the file, or its bytes.
-
-    Returns:
-        array of shape ``dims`` in native byte order (uint8 for type 0x08).
-
-    Raises:
-        ValueError: bad magic number, unknown type code, or a data length that
-            does not match the header (e.g. a truncated download).
     """
     raw, what = _read_bytes(src)
     data = _maybe_gunzip(raw, what)
@@ -186,12 +181,8 @@ def _read_idx_uint8(src: Union[PathLike, bytes], ndim: int, kind: str) -> np.nda
 def read_idx_images(src: Union[PathLike, bytes]) -> np.ndarray:
     """Read an idx3-ubyte image file (e.g. ``train-images-idx3-ubyte[.gz]``).
 
-    Returns:
-        ``(N, H, W, 1)`` uint8.
-
-    Raises:
-        ValueError: if the file is not a 3-D uint8 idx file (magic ``0x00000803``)
-            or is truncated.
+    -> ``(N, H, W, 1)`` uint8. Raises ValueError: if the file is not a 3-D uint8 idx file (magic
+    ``0x00000803``) or is truncated.
     """
     return _read_idx_uint8(src, 3, "image")[..., None]
 
@@ -199,12 +190,8 @@ def read_idx_images(src: Union[PathLike, bytes]) -> np.ndarray:
 def read_idx_labels(src: Union[PathLike, bytes]) -> np.ndarray:
     """Read an idx1-ubyte label file (e.g. ``train-labels-idx1-ubyte[.gz]``).
 
-    Returns:
-        ``(N,)`` int64.
-
-    Raises:
-        ValueError: if the file is not a 1-D uint8 idx file (magic ``0x00000801``)
-            or is truncated.
+    -> ``(N,)`` int64. Raises ValueError: if the file is not a 1-D uint8 idx file (magic
+    ``0x00000801``) or is truncated.
     """
     return _read_idx_uint8(src, 1, "label").astype(np.int64)
 
@@ -438,12 +425,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 def restricted_pickle_load(src: Union[PathLike, bytes], encoding: str = "bytes"):
     """Unpickle ``src`` (a path or bytes) with :class:`RestrictedUnpickler`.
 
+    Raises pickle.UnpicklingError: the data references anything but plain numeric numpy arrays,
+    or an array's bytes do not match its shape and dtype.
+
     ``encoding='bytes'`` keeps Python 2 ``str`` objects as ``bytes`` (so the
     original CIFAR batches, pickled by Python 2, come back with ``b'data'`` keys).
-
-    Raises:
-        pickle.UnpicklingError: the data references anything but plain numeric numpy
-            arrays, or an array's bytes do not match its shape and dtype.
     """
     raw, _ = _read_bytes(src)
     try:
@@ -469,19 +455,16 @@ _CIFAR_NUM_CLASSES = {"labels": 10, "fine_labels": 100, "coarse_labels": 20}
 def read_cifar_python_batch(src: Union[PathLike, bytes], label_key: str = "labels") -> Tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR "python version" batch (``data_batch_1`` ... ``test_batch``).
 
+    -> ``x``: ``(N, 32, 32, 3)`` uint8; ``y``: ``(N,)`` int64. Raises pickle.UnpicklingError:
+    the pickle references forbidden globals or is damaged; ValueError: missing keys, wrong
+    shapes or dtypes, labels out of range.
+
     The batch is a pickled dict with ``b'data'``: ``(N, 3072)`` uint8 rows holding
     the 1024 red, then 1024 green, then 1024 blue values of a 32x32 image in
     row-major order, and ``b'labels'``: a list of ``N`` ints (CIFAR-100 uses
     ``label_key='fine_labels'`` or ``'coarse_labels'``). Read with
     :class:`RestrictedUnpickler`; keys may be bytes or str. Labels must lie in
     0..9 (0..99 fine, 0..19 coarse).
-
-    Returns:
-        ``x``: ``(N, 32, 32, 3)`` uint8; ``y``: ``(N,)`` int64.
-
-    Raises:
-        pickle.UnpicklingError: the pickle references forbidden globals or is damaged.
-        ValueError: missing keys, wrong shapes or dtypes, labels out of range.
     """
     what = str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>"
     obj = restricted_pickle_load(src)
@@ -569,8 +552,7 @@ class _Source:
 
 
 def _split_files(split: str, names: Dict[str, List[str]]) -> List[str]:
-    if split not in names:
-        raise ValueError(f"split must be one of {sorted(names)}, got {split!r}")
+    check_choice(split, "split", sorted(names))
     return names[split]
 
 
@@ -581,16 +563,13 @@ _CIFAR_BIN_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test
 def read_cifar10_python(root: PathLike, split: str = "train") -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Read a CIFAR-10 python-version split.
 
-    Args:
-        root: the ``cifar-10-batches-py`` folder, a folder containing it, or the
-            ``cifar-10-python.tar.gz`` archive (members are read into memory,
-            nothing is extracted to disk).
-        split: ``"train"`` (``data_batch_1..5`` concatenated in order) or ``"test"``
-            (``test_batch``).
-
-    Returns:
-        ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, and the class names
-        (from ``batches.meta`` when present, else the standard CIFAR-10 names).
+    root: the ``cifar-10-batches-py`` folder, a folder containing it, or the
+        ``cifar-10-python.tar.gz`` archive (members are read into memory, nothing is extracted
+        to disk);
+    split: ``"train"`` (``data_batch_1..5`` concatenated in order) or ``"test"``
+        (``test_batch``)
+    -> ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, and the class names (from
+    ``batches.meta`` when present, else the standard CIFAR-10 names).
     """
     return _read_cifar10_split(root, split, _CIFAR_PY_FILES, "cifar-10-batches-py",
                                read_cifar_python_batch, "batches.meta", _python_meta_classes)
@@ -634,15 +613,11 @@ def _read_cifar10_split(root: PathLike, split: str, files_by_split: Dict[str, Li
 def read_cifar10_binary_batch(src: Union[PathLike, bytes]) -> Tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 binary batch (``data_batch_1.bin`` ... ``test_batch.bin``).
 
+    -> ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64. Raises ValueError: the size is not
+    a positive multiple of 3073 bytes, or a label is outside 0..9.
+
     Each record is 3073 bytes: 1 label byte (0..9) then 3072 pixel bytes
     (1024 R, 1024 G, 1024 B, row-major 32x32).
-
-    Returns:
-        ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64.
-
-    Raises:
-        ValueError: the size is not a positive multiple of 3073 bytes, or a label
-            is outside 0..9.
     """
     raw, what = _read_bytes(src)
     rec = 3073
@@ -662,14 +637,11 @@ def read_cifar10_binary_batch(src: Union[PathLike, bytes]) -> Tuple[np.ndarray, 
 def read_cifar10_binary(root: PathLike, split: str = "train") -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Read a CIFAR-10 binary-version split.
 
-    Args:
-        root: the ``cifar-10-batches-bin`` folder, a folder containing it, or the
-            ``cifar-10-binary.tar.gz`` archive (read in memory).
-        split: ``"train"`` (``data_batch_1..5.bin``) or ``"test"`` (``test_batch.bin``).
-
-    Returns:
-        ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, class names (from
-        ``batches.meta.txt`` when present).
+    root: the ``cifar-10-batches-bin`` folder, a folder containing it, or the
+        ``cifar-10-binary.tar.gz`` archive (read in memory);
+    split: ``"train"`` (``data_batch_1..5.bin``) or ``"test"`` (``test_batch.bin``)
+    -> ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64, class names (from
+    ``batches.meta.txt`` when present).
     """
     return _read_cifar10_split(root, split, _CIFAR_BIN_FILES, "cifar-10-batches-bin",
                                read_cifar10_binary_batch, "batches.meta.txt", _text_meta_classes)
@@ -682,13 +654,12 @@ def read_cifar10_binary(root: PathLike, split: str = "train") -> Tuple[np.ndarra
 def read_svhn_mat(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
     """Read an SVHN cropped-digits file (``train_32x32.mat``, ``test_32x32.mat``, ``extra_32x32.mat``).
 
+    -> ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64 with digits 0..9 (label 10 mapped to
+    0).
+
     The file (MATLAB v5, read with :func:`scipy.io.loadmat`) holds ``X``:
     ``(32, 32, 3, N)`` uint8 and ``y``: ``(N, 1)`` with labels 1..10, where 10
     stands for the digit 0.
-
-    Returns:
-        ``x`` ``(N, 32, 32, 3)`` uint8, ``y`` ``(N,)`` int64 with digits 0..9
-        (label 10 mapped to 0).
     """
     import scipy.io
 
@@ -725,8 +696,7 @@ def read_svhn_mat(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
 
 def _to_uint8_nhwc(x: np.ndarray, layout: str, what: str) -> np.ndarray:
     layouts = ("auto", "NHWC", "NCHW", "NHW")
-    if layout not in layouts:
-        raise ValueError(f"layout must be one of {layouts}, got {layout!r}")
+    check_choice(layout, "layout", layouts)
     if x.ndim == 3:
         if layout not in ("auto", "NHW"):
             raise ValueError(f"{what}: layout {layout} needs a 4-D array, got shape {x.shape}")
@@ -777,24 +747,18 @@ def read_hdf5(
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Read an image array and a label array from an HDF5 file.
 
-    Args:
-        path: the ``.h5``/``.hdf5`` file.
-        x_key: dataset path of the images (may include groups, e.g. ``"train/x"``).
-        y_key: dataset path of the labels.
-        layout: ``"NHWC"``, ``"NCHW"``, ``"NHW"`` (grayscale) or ``"auto"``
-            (4-D arrays whose axis 1 is 1, 3 or 4 and axis 3 is not are taken as
-            NCHW; otherwise NHWC).
+    path: the ``.h5``/``.hdf5`` file;
+    x_key: dataset path of the images (may include groups, e.g. ``"train/x"``);
+    y_key: dataset path of the labels;
+    layout: ``"NHWC"``, ``"NCHW"``, ``"NHW"`` (grayscale) or ``"auto"`` (4-D arrays whose axis 1
+        is 1, 3 or 4 and axis 3 is not are taken as NCHW, otherwise NHWC)
+    -> ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64.
+    Raises KeyError: a key is missing (the message lists the datasets in the file); ValueError:
+    shapes/dtypes that cannot be interpreted.
 
     Images are converted to uint8: uint8 is kept, floats in ``[0, 1]`` are
     scaled by 255 and rounded, other numbers in ``[0, 255]`` are rounded; any
     other range raises. Labels may be ``(N,)``, ``(N, 1)`` or one-hot ``(N, K)``.
-
-    Returns:
-        ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64.
-
-    Raises:
-        KeyError: a key is missing (the message lists the datasets in the file).
-        ValueError: shapes/dtypes that cannot be interpreted.
     """
     import h5py
 
@@ -819,11 +783,10 @@ def read_hdf5(
 def read_npz(path: PathLike, x_key: str = "x", y_key: str = "y") -> Tuple[np.ndarray, np.ndarray]:
     """Read an ``.npz`` holding ``x`` ``(N, H, W, C)`` uint8 and ``y`` ``(N,)`` int.
 
+    -> ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64.
+
     Loaded with ``allow_pickle=False`` (object arrays are refused). A 3-D ``x``
     gets a channel axis.
-
-    Returns:
-        ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64.
     """
     p = Path(path)
     if not p.is_file():
@@ -965,36 +928,30 @@ def read_image_folder(
 ) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Decode a tree of class sub-folders of image files, from a folder or a ``.zip``.
 
+    root: folder or ``.zip`` file;
+    split: name of the split folder (``"train"``, ``"test"``, ``"val"``...), or ``None`` when
+        the class folders are directly under ``root``;
+    classes: class names in label order (label ``i`` = ``classes[i]``), each must exist as a
+        folder. Folders not listed are ignored;
+    mode: ``"RGB"``, ``"L"`` or ``None`` (auto: grayscale files stay 1-channel, if a set mixes
+        grayscale and colour, grayscale images are replicated to 3 channels);
+    size: ``(H, W)`` to resize every image to (bilinear), ``None`` requires all images to have
+        the same size;
+    n: decode only a class-stratified subset of ``n`` images, the first files of each class (see
+        :func:`nnlite.data.preprocess.stratified_subset`);
+    cache_dir: where decoded arrays are cached as ``.npz`` (default
+        :func:`nnlite.data.locate.cache_dir` ``/ "decoded"``). The cache key includes the
+        absolute source path, its size and mtime (every file's for a folder) and the arguments
+        above. Written atomically;
+    use_cache: set ``False`` to always decode and never write a cache
+    -> ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64, class names.
+    Raises FileNotFoundError: ``root`` or the split folder is missing; ValueError: no images,
+    unknown class names, undecodable files, mixed sizes.
+
     Layout: ``root/[<split>/]<class>/<file>`` for a folder; for a zip, members
     ``[<prefix>/][<split>/]<class>/<file>`` (e.g. ``cifar10/train/cat/0001.jpg``).
     Files within a class are taken in natural name order (``2.jpg`` before
     ``10.jpg``); classes in sorted name order unless ``classes`` is given.
-
-    Args:
-        root: folder or ``.zip`` file.
-        split: name of the split folder (``"train"``, ``"test"``, ``"val"``...),
-            or ``None`` when the class folders are directly under ``root``.
-        classes: class names in label order (label ``i`` = ``classes[i]``); each
-            must exist as a folder. Folders not listed are ignored.
-        mode: ``"RGB"``, ``"L"`` or ``None`` (auto: grayscale files stay 1-channel;
-            if a set mixes grayscale and colour, grayscale images are replicated
-            to 3 channels).
-        size: ``(H, W)`` to resize every image to (bilinear); ``None`` requires
-            all images to have the same size.
-        n: decode only a class-stratified subset of ``n`` images, the first files
-            of each class (see :func:`nnlite.data.preprocess.stratified_subset`).
-        cache_dir: where decoded arrays are cached as ``.npz`` (default
-            :func:`nnlite.data.locate.cache_dir` ``/ "decoded"``). The cache key
-            includes the absolute source path, its size and mtime (every file's
-            for a folder) and the arguments above. Written atomically.
-        use_cache: set ``False`` to always decode and never write a cache.
-
-    Returns:
-        ``x`` ``(N, H, W, C)`` uint8, ``y`` ``(N,)`` int64, class names.
-
-    Raises:
-        FileNotFoundError: ``root`` or the split folder is missing.
-        ValueError: no images, unknown class names, undecodable files, mixed sizes.
     """
     from .preprocess import stratified_subset
 

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 from .._checks import as_generator as _as_generator  # noqa: E402
+from .._checks import check_int, check_labels  # noqa: E402
 
 RngLike = Union[np.random.Generator, int, np.integer]
 
@@ -66,17 +67,11 @@ def _check_uint8_images(x, name: str = "x") -> np.ndarray:
 def to_float_nchw(x: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Convert uint8 NHWC images to floating NCHW images in ``[0, 1]``.
 
-    Args:
-        x: ``(N, H, W, C)`` or ``(N, H, W)`` uint8 (a missing channel axis is
-            taken as ``C = 1``).
-        dtype: floating output dtype (default ``float32``).
-
-    Returns:
-        ``(N, C, H, W)`` array of ``dtype`` equal to ``x / 255``, C-contiguous.
-
-    Raises:
-        TypeError: if ``x`` is not a uint8 ndarray or ``dtype`` is not floating.
-        ValueError: if ``x`` is not 3-D or 4-D.
+    x: ``(N, H, W, C)`` or ``(N, H, W)`` uint8 (a missing channel axis is taken as ``C = 1``);
+    dtype: floating output dtype (default ``float32``)
+    -> ``(N, C, H, W)`` array of ``dtype`` equal to ``x / 255``, C-contiguous.
+    Raises TypeError: if ``x`` is not a uint8 ndarray or ``dtype`` is not floating; ValueError:
+    if ``x`` is not 3-D or 4-D.
     """
     x = _check_uint8_images(x)
     dtype = np.dtype(dtype)
@@ -90,12 +85,8 @@ def to_float_nchw(x: np.ndarray, dtype=np.float32) -> np.ndarray:
 def to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_float_nchw`.
 
-    Args:
-        x: ``(N, C, H, W)`` floating array with values in ``[0, 1]`` (values
-            outside are clipped).
-
-    Returns:
-        ``(N, H, W, C)`` uint8 array, ``round(255 * x)``.
+    x: ``(N, C, H, W)`` floating array with values in ``[0, 1]`` (values outside are clipped)
+    -> ``(N, H, W, C)`` uint8 array, ``round(255 * x)``.
     """
     _check_batch(x, "to_uint8_nhwc")
     y = np.clip(np.rint(x.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
@@ -212,16 +203,6 @@ class Standardizer:
         return f"Standardizer(mean={np.round(self.mean, 4).tolist()}, std={np.round(self.std, 4).tolist()})"
 
 
-def _check_labels(y, name: str = "y") -> np.ndarray:
-    if not isinstance(y, np.ndarray):
-        y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D label array, got shape {y.shape}")
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer labels, got dtype {y.dtype}")
-    return y
-
-
 def _proportional_quotas(counts: np.ndarray, total: int) -> np.ndarray:
     """Split ``total`` over classes proportionally to ``counts`` (largest remainder).
 
@@ -243,19 +224,15 @@ def _proportional_quotas(counts: np.ndarray, total: int) -> np.ndarray:
 def stratified_split(y, val_fraction: float, rng: RngLike) -> Tuple[np.ndarray, np.ndarray]:
     """Split sample indices into train/validation with class proportions preserved.
 
-    Args:
-        y: ``(N,)`` integer labels.
-        val_fraction: fraction of samples in the validation part, ``0 < f < 1``.
-        rng: Generator or int seed; which samples of each class go to validation
-            is drawn at random.
-
-    Returns:
-        ``(train_idx, val_idx)``: disjoint sorted ``int64`` index arrays whose union
-        is ``arange(N)``. ``len(val_idx) == round(N * val_fraction)`` and class ``k``
-        contributes ``round``-ed ``count_k * val_fraction`` samples (largest-remainder
-        rounding so the total is exact).
+    y: ``(N,)`` integer labels;
+    val_fraction: fraction of samples in the validation part, ``0 < f < 1``;
+    rng: Generator or int seed, which samples of each class go to validation is drawn at random
+    -> ``(train_idx, val_idx)``: disjoint sorted ``int64`` index arrays whose union is
+    ``arange(N)``. ``len(val_idx) == round(N * val_fraction)`` and class ``k`` contributes
+    ``round``-ed ``count_k * val_fraction`` samples (largest-remainder rounding so the total is
+    exact).
     """
-    y = _check_labels(y)
+    y = check_labels(y, nonnegative=False)
     if not isinstance(val_fraction, numbers.Real) or not (0.0 < val_fraction < 1.0):
         raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
     gen = as_generator(rng)
@@ -277,22 +254,16 @@ def stratified_split(y, val_fraction: float, rng: RngLike) -> Tuple[np.ndarray, 
 def stratified_subset(y, n: int, rng: Optional[RngLike] = None) -> np.ndarray:
     """Pick ``n`` sample indices with class proportions preserved.
 
-    Args:
-        y: ``(N,)`` integer labels.
-        n: subset size, ``0 <= n <= N``.
-        rng: ``None`` (default) takes the **first** samples of each class in
-            file order (deterministic, no randomness); a Generator or int seed
-            takes a random sample within each class.
-
-    Returns:
-        sorted ``int64`` indices, ``(n,)``; class ``k`` contributes its
-        proportional share (largest-remainder rounding).
+    y: ``(N,)`` integer labels;
+    n: subset size, ``0 <= n <= N``;
+    rng: ``None`` (default) takes the **first** samples of each class in file order
+        (deterministic, no randomness), a Generator or int seed takes a random sample within
+        each class
+    -> sorted ``int64`` indices, ``(n,)``; class ``k`` contributes its proportional share
+    (largest-remainder rounding).
     """
-    y = _check_labels(y)
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
-    if not 0 <= n <= y.shape[0]:
-        raise ValueError(f"n must be in [0, {y.shape[0]}], got {n}")
+    y = check_labels(y, nonnegative=False)
+    n = check_int(n, "n", minimum=0, maximum=y.shape[0])
     if n == y.shape[0]:
         return np.arange(n, dtype=np.int64)
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
@@ -308,17 +279,10 @@ def stratified_subset(y, n: int, rng: Optional[RngLike] = None) -> np.ndarray:
 def one_hot(y, num_classes: int, dtype=np.float32) -> np.ndarray:
     """One-hot encode integer labels.
 
-    Args:
-        y: integer labels of any shape ``S`` with values in ``[0, num_classes)``.
-        num_classes: number of classes ``K >= 1``.
-        dtype: output dtype (default float32).
-
-    Returns:
-        array of shape ``S + (K,)`` with a single 1 per label.
-
-    Raises:
-        TypeError: non-integer labels.
-        ValueError: labels outside ``[0, num_classes)`` (the offending range is named).
+    y: integer labels of any shape ``S`` with values in ``[0, num_classes)``; num_classes:
+    number of classes ``K >= 1``; dtype: output dtype (default float32) -> array of shape
+    ``S + (K,)`` with a single 1 per label. Raises TypeError: non-integer labels; ValueError:
+    labels outside ``[0, num_classes)`` (the offending range is named).
     """
     y = np.asarray(y)
     if y.dtype.kind not in "iu":

@@ -21,6 +21,7 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
+from .._checks import check_bool
 from .parameter import Parameter
 
 
@@ -193,8 +194,7 @@ class Module:
         ("model has ..., <source> has ...").
         """
         _check_state_arg(state, f"{type(self).__name__}.check_state_dict")
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
+        strict = check_bool(strict, "strict")
         current = OrderedDict((n, p.data) for n, p in self.named_parameters())
         current.update((n, np.asarray(b)) for n, b in self.named_buffers())
         missing = [k for k in current if k not in state]

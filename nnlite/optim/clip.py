@@ -6,10 +6,10 @@ independent of the optimizer.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_real
 from ..nn.parameter import Parameter
 
 __all__ = ["clip_grad_norm", "l2_penalty", "is_weight"]
@@ -31,16 +31,6 @@ def _param_list(params, fn: str) -> list:
     return items
 
 
-def _nonneg_real(name: str, value, fn: str, positive: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        want = "> 0" if positive else ">= 0"
-        raise ValueError(f"{fn}: {name} must be finite and {want}, got {value}")
-    return value
-
-
 def clip_grad_norm(params, max_norm, error_if_nonfinite: bool = False) -> float:
     """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
 
@@ -52,7 +42,7 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite: bool = False) -> float:
     ValueError if ``error_if_nonfinite`` else propagates into the gradients, as in PyTorch.
     """
     plist = _param_list(params, "clip_grad_norm")
-    max_norm = _nonneg_real("max_norm", max_norm, "clip_grad_norm", positive=True)
+    max_norm = check_real(max_norm, "clip_grad_norm: max_norm", lo=0.0, lo_open=True)
     grads = [p.grad for p in plist if p.trainable and p.grad is not None]
     total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
     if not math.isfinite(total):
@@ -96,7 +86,7 @@ def l2_penalty(params, reg, select=is_weight, add_to_grad: bool = True) -> float
     outside the adaptive step. Use one or the other, not both (that would double the decay).
     """
     plist = _param_list(params, "l2_penalty")
-    reg = _nonneg_real("reg", reg, "l2_penalty")
+    reg = check_real(reg, "l2_penalty: reg", lo=0.0)
     if select is not None and not callable(select):
         raise TypeError(f"l2_penalty: select must be a callable Parameter -> bool or None, "
                         f"got {type(select).__name__}")

@@ -1,7 +1,6 @@
 """Optimizers with PyTorch's update formulas and defaults: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop``.
 
-Conventions shared by every optimizer here
-------------------------------------------
+Conventions shared by every optimizer here:
 * ``params`` is an iterable of :class:`~nnlite.nn.Parameter` *or* a list of parameter-group dicts
   ``{"params": [...], "lr": ..., ...}``; keys a group leaves out take the constructor's values.
 * Parameters are numbered 0, 1, 2, ... in the order they appear across the groups; ``self.params``
@@ -15,12 +14,12 @@ Conventions shared by every optimizer here
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from collections.abc import Mapping
 
 import numpy as np
 
+from .._checks import check_bool, check_real
 from ..nn.parameter import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
@@ -33,24 +32,17 @@ _GROUP_KEY = re.compile(r"^group(\d+)\.(.+)$")
 # ---------------------------------------------------------------------------------------------
 # small validation helpers
 # ---------------------------------------------------------------------------------------------
+def _scalar(value):
+    """A 0-d array (as a hyper-parameter comes back from a state dict) as its scalar."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def _as_real(name: str, value, where: str = "") -> float:
-    """A finite real number as a Python float (bools and non-numbers raise TypeError)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}{where} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name}{where} must be finite, got {value}")
-    return value
+    return check_real(_scalar(value), name + where)
 
 
 def _as_bool(name: str, value, where: str = "") -> bool:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}{where} must be a bool, got {type(value).__name__} ({value!r})")
-    return bool(value)
+    return check_bool(_scalar(value), name + where)
 
 
 def _as_pair(name: str, value, where: str = "") -> tuple:
@@ -70,18 +62,6 @@ def _kind_of(value) -> str:
     if isinstance(value, (tuple, list)):
         return _PAIR
     return _FLOAT
-
-
-def _check_range(name, value, lo=None, hi=None, lo_open=False, hi_open=True, where=""):
-    """Raise ValueError unless ``value`` lies in the interval described by lo/hi/open flags."""
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
-          (hi is not None and (value >= hi if hi_open else value > hi))
-    if bad:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else repr(lo)
-        hi_s = "inf" if hi is None else repr(hi)
-        raise ValueError(f"{name}{where} must be in {left}{lo_s}, {hi_s}{right}, got {value!r}")
 
 
 class _ImplicitGroup(list):
@@ -175,7 +155,7 @@ class Optimizer:
     def _check_hyper(self, hp: dict, where: str) -> None:
         """Subclass hook: raise ValueError for out-of-range hyper-parameters."""
         if "lr" in hp:
-            _check_range("lr", hp["lr"], lo=0.0, where=where)
+            check_real(hp["lr"], "lr" + where, lo=0.0)
 
     def add_param_group(self, group: Mapping) -> None:
         """Append a parameter group ``{"params": [...], ...}``; missing keys take the defaults.
@@ -222,8 +202,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        value = _as_real("lr", value)
-        _check_range("lr", value, lo=0.0)
+        value = check_real(_scalar(value), "lr", lo=0.0)
         for group in self.param_groups:
             group["lr"] = value
 
@@ -443,9 +422,9 @@ class SGD(Optimizer):
 
     def _check_hyper(self, hp, where):
         super()._check_hyper(hp, where)
-        _check_range("momentum", hp["momentum"], 0.0, 1.0, where=where)
-        _check_range("dampening", hp["dampening"], 0.0, 1.0, hi_open=False, where=where)
-        _check_range("weight_decay", hp["weight_decay"], lo=0.0, where=where)
+        check_real(hp["momentum"], "momentum" + where, 0.0, 1.0, hi_open=True)
+        check_real(hp["dampening"], "dampening" + where, 0.0, 1.0)
+        check_real(hp["weight_decay"], "weight_decay" + where, lo=0.0)
         if hp["nesterov"] and (hp["momentum"] <= 0 or hp["dampening"] != 0):
             raise ValueError(f"nesterov=True{where} requires momentum > 0 and dampening == 0, got "
                              f"momentum={hp['momentum']}, dampening={hp['dampening']}")
@@ -494,10 +473,10 @@ class Adam(Optimizer):
 
     def _check_hyper(self, hp, where):
         super()._check_hyper(hp, where)
-        _check_range("betas[0]", hp["betas"][0], 0.0, 1.0, where=where)
-        _check_range("betas[1]", hp["betas"][1], 0.0, 1.0, where=where)
-        _check_range("eps", hp["eps"], lo=0.0, where=where)
-        _check_range("weight_decay", hp["weight_decay"], lo=0.0, where=where)
+        check_real(hp["betas"][0], "betas[0]" + where, 0.0, 1.0, hi_open=True)
+        check_real(hp["betas"][1], "betas[1]" + where, 0.0, 1.0, hi_open=True)
+        check_real(hp["eps"], "eps" + where, lo=0.0)
+        check_real(hp["weight_decay"], "weight_decay" + where, lo=0.0)
 
     def _state_spec(self, group):
         spec = {"step": "count", "exp_avg": "param", "exp_avg_sq": "param"}
@@ -580,10 +559,10 @@ class RMSprop(Optimizer):
 
     def _check_hyper(self, hp, where):
         super()._check_hyper(hp, where)
-        _check_range("alpha", hp["alpha"], 0.0, 1.0, where=where)
-        _check_range("eps", hp["eps"], lo=0.0, where=where)
-        _check_range("weight_decay", hp["weight_decay"], lo=0.0, where=where)
-        _check_range("momentum", hp["momentum"], 0.0, 1.0, where=where)
+        check_real(hp["alpha"], "alpha" + where, 0.0, 1.0, hi_open=True)
+        check_real(hp["eps"], "eps" + where, lo=0.0)
+        check_real(hp["weight_decay"], "weight_decay" + where, lo=0.0)
+        check_real(hp["momentum"], "momentum" + where, 0.0, 1.0, hi_open=True)
 
     def _state_spec(self, group):
         spec = {"step": "count", "square_avg": "param"}

@@ -1,7 +1,6 @@
 """Learning-rate schedules whose values equal ``torch.optim.lr_scheduler``'s of the same name.
 
-Conventions shared by every schedule here
------------------------------------------
+Conventions shared by every schedule here:
 * A schedule is bound to an :class:`~nnlite.optim.Optimizer`. The constructor records each
   group's current lr as its base lr, sets ``last_epoch = 0`` and writes the epoch-0 lr into the
   groups (as PyTorch's schedulers do on construction).
@@ -24,33 +23,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._checks import check_choice, check_int, check_real
 from .optimizers import Optimizer
 
 __all__ = ["LRSchedule", "LambdaDecay", "MultiplicativeDecay", "StepLR", "MultiStepLR",
            "ExponentialLR", "CosineAnnealingLR", "WarmupCosine", "ReduceLROnPlateau"]
-
-
-def _real(name, value, cls, lo=None, lo_open=False, hi=None, hi_open=False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{cls}: {name} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{cls}: {name} must be finite, got {value}")
-    if (lo is not None and (value <= lo if lo_open else value < lo)) or \
-            (hi is not None and (value >= hi if hi_open else value > hi)):
-        rng = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, " \
-              f"{'inf' if hi is None else hi}{')' if hi_open or hi is None else ']'}"
-        raise ValueError(f"{cls}: {name} must be in {rng}, got {value}")
-    return value
-
-
-def _int(name, value, cls, lo=0) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{cls}: {name} must be an int, got {type(value).__name__} ({value!r})")
-    value = int(value)
-    if value < lo:
-        raise ValueError(f"{cls}: {name} must be >= {lo}, got {value}")
-    return value
 
 
 def _check_state_keys(state, keys, cls: str) -> None:
@@ -150,7 +127,7 @@ class LRSchedule(_ScheduleBase):
 
     def lr_at(self, epoch: int) -> list:
         """The lrs (one per group) this schedule gives at ``epoch``, without changing anything."""
-        epoch = _int("epoch", epoch, type(self).__name__)
+        epoch = check_int(epoch, f"{type(self).__name__}: epoch", minimum=0)
         return [self._lr(base, epoch, i) for i, base in enumerate(self.base_lrs)]
 
     def step(self) -> None:
@@ -194,7 +171,7 @@ class LambdaDecay(LRSchedule):
         cls = type(self).__name__
         n = len(optimizer.param_groups) if isinstance(optimizer, Optimizer) else 0
         if isinstance(lr_lambda, numbers.Real) and not isinstance(lr_lambda, (bool, np.bool_)):
-            gamma = _real("gamma", lr_lambda, cls, lo=0.0, lo_open=True)
+            gamma = check_real(lr_lambda, f"{cls}: gamma", lo=0.0, lo_open=True)
             fns = [lambda t, g=gamma: g ** t] * n
         elif callable(lr_lambda):
             fns = [lr_lambda] * n
@@ -213,7 +190,7 @@ class LambdaDecay(LRSchedule):
         super().__init__(optimizer)
 
     def _lr(self, base, epoch, i):
-        factor = _real(f"lr_lambda({epoch})", self.lr_lambdas[i](epoch), type(self).__name__, lo=0.0)
+        factor = check_real(self.lr_lambdas[i](epoch), f"{type(self).__name__}: lr_lambda({epoch})", lo=0.0)
         return base * factor
 
 
@@ -226,7 +203,7 @@ class MultiplicativeDecay(LRSchedule):
     """
 
     def __init__(self, optimizer, gamma):
-        self.gamma = _real("gamma", gamma, type(self).__name__, lo=0.0, lo_open=True)
+        self.gamma = check_real(gamma, f"{type(self).__name__}: gamma", lo=0.0, lo_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base, epoch, i):
@@ -250,8 +227,8 @@ class StepLR(LRSchedule):
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         cls = type(self).__name__
-        self.step_size = _int("step_size", step_size, cls, lo=1)
-        self.gamma = _real("gamma", gamma, cls, lo=0.0, lo_open=True)
+        self.step_size = check_int(step_size, f"{cls}: step_size", minimum=1)
+        self.gamma = check_real(gamma, f"{cls}: gamma", lo=0.0, lo_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base, epoch, i):
@@ -275,8 +252,8 @@ class MultiStepLR(LRSchedule):
                             f"{type(milestones).__name__}") from None
         if not ms:
             raise ValueError(f"{cls}: milestones must be a non-empty list of epochs, got {ms}")
-        self.milestones = sorted(_int("milestone", m, cls, lo=1) for m in ms)
-        self.gamma = _real("gamma", gamma, cls, lo=0.0, lo_open=True)
+        self.milestones = sorted(check_int(m, f"{cls}: milestone", minimum=1) for m in ms)
+        self.gamma = check_real(gamma, f"{cls}: gamma", lo=0.0, lo_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base, epoch, i):
@@ -295,9 +272,9 @@ class CosineAnnealingLR(LRSchedule):
 
     def __init__(self, optimizer, T_max=None, eta_min=0.0):
         cls = type(self).__name__
-        self.T_max = None if T_max is None else _int("T_max", T_max, cls, lo=1)
+        self.T_max = None if T_max is None else check_int(T_max, f"{cls}: T_max", minimum=1)
         self._auto_length = T_max is None
-        self.eta_min = _real("eta_min", eta_min, cls, lo=0.0)
+        self.eta_min = check_real(eta_min, f"{cls}: eta_min", lo=0.0)
         super().__init__(optimizer)
 
     @property
@@ -310,7 +287,7 @@ class CosineAnnealingLR(LRSchedule):
         if not self._auto_length:
             raise TypeError(f"{type(self).__name__} was built with T_max={self.T_max}; "
                             "build it with T_max=None to let the trainer set it")
-        self.T_max = _int("total_steps", n, type(self).__name__, lo=1)
+        self.T_max = check_int(n, f"{type(self).__name__}: total_steps", minimum=1)
 
     def _lr(self, base, epoch, i):
         if self.T_max is None:
@@ -346,23 +323,21 @@ class WarmupCosine(LRSchedule):
                             f"warmup_fraction={warmup_fraction!r}")
         self.warmup_fraction = None
         if warmup_fraction is not None:
-            self.warmup_fraction = _real("warmup_fraction", warmup_fraction, cls, lo=0.0, hi=1.0,
-                                         hi_open=True)
+            self.warmup_fraction = check_real(warmup_fraction, f"{cls}: warmup_fraction", lo=0.0, hi=1.0, hi_open=True)
             self.warmup_steps = None
         else:
-            self.warmup_steps = _int("warmup_steps", warmup_steps, cls, lo=0)
+            self.warmup_steps = check_int(warmup_steps, f"{cls}: warmup_steps", minimum=0)
         self._auto_length = total_steps is None
         self.total_steps = None
         if total_steps is not None:
             self._set_total(total_steps)
-        self.warmup_start_factor = _real("warmup_start_factor", warmup_start_factor, cls,
-                                         lo=0.0, hi=1.0)
-        self.eta_min = _real("eta_min", eta_min, cls, lo=0.0)
+        self.warmup_start_factor = check_real(warmup_start_factor, f"{cls}: warmup_start_factor", lo=0.0, hi=1.0)
+        self.eta_min = check_real(eta_min, f"{cls}: eta_min", lo=0.0)
         super().__init__(optimizer)
 
     def _set_total(self, total_steps) -> None:
         cls = type(self).__name__
-        total = _int("total_steps", total_steps, cls, lo=1)
+        total = check_int(total_steps, f"{cls}: total_steps", minimum=1)
         if self.warmup_fraction is not None:
             self.warmup_steps = max(1, int(math.floor(self.warmup_fraction * total + 1e-9)))
         if self.warmup_steps >= total:
@@ -421,24 +396,22 @@ class ReduceLROnPlateau(_ScheduleBase):
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
         super().__init__(optimizer)
         cls = type(self).__name__
-        if mode not in ("min", "max"):
-            raise ValueError(f"{cls}: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"{cls}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        check_choice(mode, f"{cls}: mode", ("min", "max"))
+        check_choice(threshold_mode, f"{cls}: threshold_mode", ("rel", "abs"))
         self.mode, self.threshold_mode = mode, threshold_mode
-        self.factor = _real("factor", factor, cls, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
-        self.patience = _int("patience", patience, cls, lo=0)
-        self.threshold = _real("threshold", threshold, cls, lo=0.0)
-        self.cooldown = _int("cooldown", cooldown, cls, lo=0)
-        self.eps = _real("eps", eps, cls, lo=0.0)
+        self.factor = check_real(factor, f"{cls}: factor", lo=0.0, lo_open=True, hi=1.0, hi_open=True)
+        self.patience = check_int(patience, f"{cls}: patience", minimum=0)
+        self.threshold = check_real(threshold, f"{cls}: threshold", lo=0.0)
+        self.cooldown = check_int(cooldown, f"{cls}: cooldown", minimum=0)
+        self.eps = check_real(eps, f"{cls}: eps", lo=0.0)
         n = self._n_groups()
         if isinstance(min_lr, (list, tuple, np.ndarray)):
             if len(min_lr) != n:
                 raise ValueError(f"{cls}: expected {n} min_lr values (one per parameter group), "
                                  f"got {len(min_lr)}")
-            self.min_lrs = [_real("min_lr", m, cls, lo=0.0) for m in min_lr]
+            self.min_lrs = [check_real(m, f"{cls}: min_lr", lo=0.0) for m in min_lr]
         else:
-            self.min_lrs = [_real("min_lr", min_lr, cls, lo=0.0)] * n
+            self.min_lrs = [check_real(min_lr, f"{cls}: min_lr", lo=0.0)] * n
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0

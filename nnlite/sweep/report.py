@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_path, check_str
 from .results import latest_rows
 from .study import SEED_KEY, Study, canonical_json, _value_key
 
@@ -39,11 +39,6 @@ def _check_rows(rows) -> list:
         if not isinstance(r, dict) or not {"trial_id", "config", "status"} <= set(r):
             raise TypeError(f"each row must be a dict with trial_id, config, status, metrics; got {r!r:.100}")
     return rows
-
-
-def _check_metric(metric):
-    if not isinstance(metric, str):
-        raise TypeError(f"metric must be a str, got {type(metric).__name__}")
 
 
 def _check_study(study):
@@ -125,7 +120,7 @@ def summarize(rows, metric: str, ddof: int = 1) -> list:
     if its value is not a real number.
     """
     rows = _check_rows(rows)
-    _check_metric(metric)
+    check_str(metric, "metric")
     if isinstance(ddof, bool) or not isinstance(ddof, numbers.Integral) or ddof < 0:
         raise ValueError(f"ddof must be an int >= 0, got {ddof!r}")
     groups = {}
@@ -166,7 +161,7 @@ def summary_table(rows, metric: str, study=None, fmt: str = ".4g") -> str:
     the settings found in ``rows``.
     """
     rows = _check_rows(rows)
-    _check_metric(metric)
+    check_str(metric, "metric")
     if study is not None:
         _check_study(study)
         rows = _rows_in_study(rows, study)
@@ -225,7 +220,7 @@ def ablation_tables(rows, study, metric: str, fmt: str = ".4g") -> dict:
     """
     rows = _check_rows(rows)
     _check_study(study)
-    _check_metric(metric)
+    check_str(metric, "metric")
     stat = "mean ± std" if study.kind == "ablation" else "mean ± std over other params and seeds"
     tables = {}
     for param in study.varied_params:
@@ -250,8 +245,7 @@ def choose_xscale(param: str, values) -> tuple:
     ``lr_step``: symlog when ``0`` is among the values) or for positive values
     spanning at least two decades, else ``("linear", None)``.
     """
-    if not isinstance(param, str):
-        raise TypeError(f"param must be a str, got {type(param).__name__}")
+    check_str(param, "param")
     values = list(values)
     if not values or not all(_is_number(v) and math.isfinite(v) for v in values):
         return "category", None
@@ -303,11 +297,9 @@ def plot_ablation(rows, study, param: str, metric: str, path):
     """
     rows = _check_rows(rows)
     _check_study(study)
-    _check_metric(metric)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    if not isinstance(param, str):
-        raise TypeError(f"param must be a str, got {type(param).__name__}")
+    check_str(metric, "metric")
+    check_path(path)
+    check_str(param, "param")
     if param not in study.varied_params:
         raise ValueError(f"the study does not vary {param!r}; it varies {study.varied_params}")
 
@@ -374,10 +366,8 @@ def write_report(rows, study, metric: str, out_dir, fmt: str = ".4g") -> list:
     """
     rows = _check_rows(rows)
     _check_study(study)
-    _check_metric(metric)
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(f"out_dir must be a str or os.PathLike, got {type(out_dir).__name__}")
-    out_dir = Path(out_dir)
+    check_str(metric, "metric")
+    out_dir = check_path(out_dir, "out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _rows_in_study(rows, study)
     latest = latest_rows(rows)

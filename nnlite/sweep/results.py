@@ -34,6 +34,7 @@ import os
 import warnings
 from pathlib import Path
 
+from .._checks import check_path
 from .._io import atomic_open
 
 __all__ = ["ROW_KEYS", "read_results", "latest_rows", "ResultsWriter", "TruncatedResultsWarning",
@@ -55,14 +56,8 @@ class DamagedResultsWarning(TruncatedResultsWarning):
 
 def quarantine_path(path) -> Path:
     """The side file damaged lines of ``path`` are moved to: ``<name>.damaged``."""
-    path = _check_path(path)
+    path = check_path(path, "results_path")
     return path.with_name(path.name + ".damaged")
-
-
-def _check_path(path) -> Path:
-    if isinstance(path, (str, os.PathLike)):
-        return Path(path)
-    raise TypeError(f"results_path must be a str or os.PathLike, got {type(path).__name__}")
 
 
 def _parse_row(line: str):
@@ -121,7 +116,7 @@ def read_results(path) -> list:
     damaged lines).  ``ValueError`` only when no line is a row and several are damaged
     (not a results file).
     """
-    path = _check_path(path)
+    path = check_path(path, "results_path")
     if not path.exists():
         return []
     if not path.is_file():
@@ -166,7 +161,7 @@ class ResultsWriter:
     """
 
     def __init__(self, path):
-        self.path = _check_path(path)
+        self.path = check_path(path, "results_path")
         self._fh = None
         self.quarantined = []
 

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import datetime
 import json
-import numbers
 import os
 import socket
 import sys
@@ -24,7 +23,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .results import ResultsWriter, _check_path, latest_rows, read_results
+from .._checks import check_bool, check_int, check_path
+from .results import ResultsWriter, latest_rows, read_results
 from .study import Study, _json_default
 
 __all__ = ["run_study", "add_sweep_args", "sweep_options", "available_cores", "THREAD_ENV_VARS"]
@@ -136,16 +136,6 @@ def _execute_trial(trial_fn, trial_id: str, config: dict, seed: int, threads, se
 # ----------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------
-def _check_int(name, value, minimum, allow=()):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < minimum and value not in allow:
-        extra = f" (or {', '.join(map(str, allow))})" if allow else ""
-        raise ValueError(f"{name} must be >= {minimum}{extra}, got {value}")
-    return value
-
-
 def _check_scheduler(scheduler):
     if scheduler is None or isinstance(scheduler, str):
         if isinstance(scheduler, str) and not scheduler.strip():
@@ -201,65 +191,43 @@ def run_study(study, trial_fn, results_path, n_jobs=1, scheduler=None, threads_p
               progress=True, resume=True) -> list:
     """Run the unfinished trials of ``study`` and return one result row per trial.
 
-    Parameters
-    ----------
-    study : Study
-        What to run.
-    trial_fn : callable
-        ``trial_fn(config) -> dict`` of metrics; ``config`` includes ``"seed"``.
-        For parallel runs it must be picklable: a function defined at module
-        level in an importable module (on Dask: importable on the workers too).
-        Its metrics should depend only on ``config``.
-    results_path : str or PathLike
-        JSON-lines file; rows are appended as trials finish.  Trials that already
-        have an ``"ok"`` row there are skipped; ``"error"`` rows are retried.
-    n_jobs : int
-        Local worker processes (joblib, loky backend); ``1`` runs in this
-        process without joblib, ``-1`` uses every core.  Ignored with
-        ``scheduler`` (Dask then uses all the cluster's worker threads).
-    scheduler : str or dask.distributed.Client, optional
-        Address ``"tcp://host:port"`` of a running Dask scheduler (or a connected
-        ``Client``); trials then run on that cluster through joblib's dask backend.
-    threads_per_worker : int, optional
-        BLAS/OpenMP threads per worker.  Locally the default is
-        ``max(1, cores // n_jobs)`` so workers x threads <= cores; it is applied
-        through ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``
-        set when loky starts the workers, and through threadpoolctl if installed.
-        On Dask the default leaves the workers as configured (Dask's nanny sets
-        those variables to 1); a given value is applied with threadpoolctl.
-        With ``n_jobs=1`` it only has an effect when threadpoolctl is installed.
-    progress : bool
-        Print one line per finished trial to stderr.
-    resume : bool
-        ``False`` moves an existing results file aside (``<name>.<time>.bak``)
-        and starts afresh.
+    study: Study; trial_fn: callable ``trial_fn(config) -> dict`` of metrics; results_path:
+    str or PathLike; n_jobs: int >= 1 or -1 (default 1); scheduler: str, Dask Client or None;
+    threads_per_worker: int >= 1 or None; progress, resume: bool (default True)
+    -> list of dict: for every trial of the study that has a row (normally all of them), its
+    latest row (an ``"ok"`` row wins), in the study's trial order.
 
-    Returns
-    -------
-    list of dict
-        For every trial of the study that has a row (normally all of them), its
-        latest row (an ``"ok"`` row wins), in the study's trial order.
-
-    Raises
-    ------
-    KeyboardInterrupt
-        Re-raised after the finished rows are safely on disk; run again to resume.
-    ImportError
-        For a parallel run without joblib (``pip install nnlite[sweep]``).
+    ``trial_fn``'s ``config`` includes ``"seed"``; its metrics should depend only on
+    ``config``. For parallel runs it must be picklable: a function defined at module level in
+    an importable module (on Dask: importable on the workers too).
+    ``results_path`` is a JSON-lines file; rows are appended as trials finish. Trials that
+    already have an ``"ok"`` row there are skipped; ``"error"`` rows are retried.
+    ``n_jobs``: local worker processes (joblib, loky backend); ``1`` runs in this process
+    without joblib, ``-1`` uses every core. Ignored with ``scheduler`` (Dask then uses all the
+    cluster's worker threads).
+    ``scheduler``: address ``"tcp://host:port"`` of a running Dask scheduler (or a connected
+    ``Client``); trials then run on that cluster through joblib's dask backend.
+    ``threads_per_worker``: BLAS/OpenMP threads per worker. Locally the default is
+    ``max(1, cores // n_jobs)`` so workers x threads <= cores; it is applied through
+    ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` set when loky starts the
+    workers, and through threadpoolctl if installed. On Dask the default leaves the workers as
+    configured (Dask's nanny sets those variables to 1); a given value is applied with
+    threadpoolctl. With ``n_jobs=1`` it only has an effect when threadpoolctl is installed.
+    ``progress`` prints one line per finished trial to stderr. ``resume=False`` moves an
+    existing results file aside (``<name>.<time>.bak``) and starts afresh.
+    Raises KeyboardInterrupt again after the finished rows are safely on disk (run again to
+    resume); ImportError for a parallel run without joblib (``pip install nnlite[sweep]``).
     """
     if not isinstance(study, Study):
         raise TypeError(f"study must be a nnlite.sweep.Study, got {type(study).__name__}")
     if not callable(trial_fn):
         raise TypeError(f"trial_fn must be callable, got {type(trial_fn).__name__}")
-    path = _check_path(results_path)
-    n_jobs = _check_int("n_jobs", n_jobs, 1, allow=(-1,))
+    path = check_path(results_path, "results_path")
+    n_jobs = check_int(n_jobs, "n_jobs", minimum=1, allow=(-1,))
     scheduler = _check_scheduler(scheduler)
     if threads_per_worker is not None:
-        threads_per_worker = _check_int("threads_per_worker", threads_per_worker, 1)
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume must be a bool, got {type(resume).__name__}")
+        threads_per_worker = check_int(threads_per_worker, "threads_per_worker")
+    progress, resume = check_bool(progress, "progress"), check_bool(resume, "resume")
 
     if not resume and path.exists():
         backup = _backup_path(path)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_str
+
 __all__ = ["Study", "Trial", "canonical_json", "trial_id", "SEED_KEY"]
 
 #: The key under which a trial's seed is stored in its configuration.
@@ -143,27 +145,16 @@ def _check_values(kind: str, values: dict, baseline: dict, need_in_baseline: boo
 class Study:
     """A hyper-parameter study: a baseline, a grid or ablations, and seeds.
 
-    Parameters
-    ----------
-    baseline : dict
-        The reference configuration (JSON-serializable values, no ``seed`` key).
-    grid : dict, optional
-        ``{param: [values]}``; every combination is run (cartesian product),
-        other keys keep their baseline values.  Parameters need not be in the
-        baseline.
-    ablations : dict, optional
-        ``{param: [values]}``; each parameter is varied on its own with the rest
-        held at the baseline.  Each parameter must have a baseline value; the
-        baseline configuration itself is run only once (per seed) however many
-        ablation lists contain the baseline value.
-    seeds : int or sequence of int
-        Repeats.  An int ``k`` means ``range(k)``.  Each trial receives its seed
-        as ``config["seed"]``.
-    name : str
-        Label used in reports.
-
-    Give at most one of ``grid`` and ``ablations``; with neither the study runs
-    the baseline once per seed.
+    baseline: dict; grid, ablations: dict ``{param: [values]}`` or None; seeds: int or
+    sequence of int (default (0,)); name: str (default "study").
+    ``baseline`` is the reference configuration (JSON-serializable values, no ``seed`` key).
+    ``grid``: every combination is run (cartesian product), other keys keep their baseline
+    values; its parameters need not be in the baseline. ``ablations``: each parameter is
+    varied on its own with the rest held at the baseline; each must have a baseline value, and
+    the baseline configuration itself is run only once (per seed) however many ablation lists
+    contain the baseline value. Give at most one of ``grid`` and ``ablations``; with neither
+    the study runs the baseline once per seed. ``seeds`` are the repeats: an int ``k`` means
+    ``range(k)``; each trial receives its seed as ``config["seed"]``. ``name`` labels reports.
     """
 
     def __init__(self, baseline, grid=None, ablations=None, seeds=(0,), name: str = "study"):
@@ -174,8 +165,7 @@ class Study:
         if grid is not None and ablations is not None:
             raise ValueError("give either grid= (full cartesian product) or ablations= "
                              "(one parameter at a time), not both")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        check_str(name, "name")
         self.name = name
         self.baseline = normalize_config(baseline)
         self.grid = None if grid is None else _check_values("grid", grid, self.baseline, False)
@@ -302,8 +292,7 @@ class Study:
         return param in self.baseline and _value_key(self.baseline[param]) == _value_key(value)
 
     def _check_param(self, param):
-        if not isinstance(param, str):
-            raise TypeError(f"param must be a str, got {type(param).__name__}")
+        check_str(param, "param")
         if param not in self.varied_params:
             raise ValueError(f"the study does not vary {param!r}; it varies {self.varied_params}")
 

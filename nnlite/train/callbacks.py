@@ -1,7 +1,6 @@
 """Training callbacks: hooks the `Trainer` calls around epochs and batches.
 
-Writing your own callback
--------------------------
+Writing your own callback:
 Subclass `Callback` and override any of the hooks; every hook receives the trainer, so a
 callback can read ``trainer.model``, ``trainer.optimizer``, ``trainer.history``,
 ``trainer.epoch`` (the current 0-based epoch), ``trainer.epochs`` (the epoch ``fit`` stops
@@ -42,8 +41,7 @@ after the epoch's schedule step and after the epoch was appended to ``trainer.hi
 so a checkpoint written there resumes exactly at the next epoch. ``on_train_end`` runs when
 ``fit`` finishes normally (also after an early stop), not when an exception escapes.
 
-State across resume
--------------------
+State across resume:
 A callback whose decisions depend on earlier epochs keeps that state in ``state_dict()`` (a
 flat dict of JSON values and ndarrays) and takes it back in ``load_state_dict(state)``
 (validated first by ``check_state_dict(state, trainer)``). Checkpoints written with a
@@ -64,6 +62,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from .._checks import check_bool, check_choice, check_path
 from .history import HISTORY_KEYS, History  # noqa: F401  (re-exported: History moved there)
 
 
@@ -138,8 +137,7 @@ class Callback:
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
-    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    check_choice(mode, "mode", ("auto", "min", "max"))
     if mode == "auto":
         return "max" if "acc" in monitor else "min"
     return mode
@@ -234,12 +232,6 @@ class _Monitor:
         return value > self.best + self.min_delta
 
 
-def _bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r})")
-    return bool(value)
-
-
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has not improved for ``patience`` epochs.
 
@@ -266,7 +258,7 @@ class EarlyStopping(Callback):
         self._mon = _Monitor(monitor, mode, min_delta)
         self.monitor, self.mode, self.min_delta = self._mon.monitor, self._mon.mode, self._mon.min_delta
         self.patience = int(patience)
-        self.restore_best_weights = _bool(restore_best_weights, "restore_best_weights")
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
         self._reset()
 
     def _reset(self):
@@ -384,15 +376,14 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto"):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        check_path(path)
         self.path = os.fspath(path)
         if not self.path:
             raise ValueError("path must be a non-empty file name, got ''")
         self._fields = _format_fields(self.path)
         self._mon = _Monitor(monitor, mode)
         self.monitor, self.mode = self._mon.monitor, self._mon.mode
-        self.save_best_only = _bool(save_best_only, "save_best_only")
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
         self.last_saved = None
         self.saved = []
         self.skipped = []  # epochs (0-based) not saved because of non-finite weights

@@ -1,7 +1,6 @@
 """Checkpoints: save and restore a whole training run, safely and without pickle.
 
-File format (``.npz``, version 2)
----------------------------------
+File format (``.npz``, version 2):
 A NumPy ``.npz`` archive written with ``np.savez`` (uncompressed) holding plain arrays only:
 
 * ``model/<name>``: every parameter and buffer of ``model.state_dict()`` (dotted names);
@@ -26,8 +25,7 @@ checksum in the root attribute ``__sha256__`` (same definition). The format is d
 the file's first bytes when loading. Version-1 files (checksum over the arrays only, stored
 in the metadata) are still read.
 
-Safety
-------
+Safety:
 * Writing is atomic: a temporary file in the target's directory is written, flushed,
   fsync'ed and moved over the target with ``os.replace``; if anything fails the temporary
   file is removed and a previous checkpoint at ``path`` is left untouched. Temporary files
@@ -43,8 +41,7 @@ Safety
   listing missing/unexpected names or naming the first parameter whose shape/dtype differs.
   Either way nothing is modified. Arrays are loaded with ``allow_pickle=False``.
 
-Resuming
---------
+Resuming:
 ``save_checkpoint(path, model, optimizer, schedule, trainer, epoch=k)`` after k epochs, then
 with freshly built objects (same constructors and arguments, same callbacks)
 ``info = load_checkpoint(path, model, optimizer, schedule, trainer)`` and
@@ -64,6 +61,7 @@ import numpy as np
 
 from ..nn.module import Module
 from .history import History
+from .._checks import check_bool, check_path
 from .._io import atomic_open
 
 FORMAT = "nnlite-checkpoint"
@@ -86,8 +84,7 @@ class CheckpointMismatchError(CheckpointError):
 # helpers
 # -------------------------------------------------------------------------------------------------
 def _fspath(path) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    check_path(path)
     return os.fspath(path)
 
 
@@ -487,8 +484,7 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
     path = _fspath(path)
     if not isinstance(model, Module):
         raise TypeError(f"model must be an nnlite Module, got {type(model).__name__}")
-    if not isinstance(strict, bool):
-        raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
+    strict = check_bool(strict, "strict")
     for obj, what in ((optimizer, "optimizer"), (schedule, "schedule")):
         if obj is not None and not callable(getattr(obj, "load_state_dict", None)):
             raise TypeError(f"{what} must have a load_state_dict() method, got {type(obj).__name__}")

@@ -1,7 +1,6 @@
 """`Trainer`: the mini-batch training loop, evaluation and batched prediction.
 
-Conventions
------------
+Conventions:
 * Data: ``x`` is an ndarray whose first axis is the sample axis (e.g. (N, C, H, W) or (N, D)),
   ``y`` an ndarray of length N (integer class labels (N,) for classification; any targets the
   loss accepts otherwise). Accuracy is reported only for integer labels (N,) with 2-D logits
@@ -38,8 +37,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .. import parallel
-from .._checks import as_generator
+from .._checks import as_generator, check_choice, check_int
 from ..data.preprocess import stratified_split
+from ..functional import softmax_forward
 from ..nn.module import Module
 from ..optim import ReduceLROnPlateau, clip_grad_norm, is_weight, l2_penalty
 from .callbacks import Callback
@@ -65,23 +65,9 @@ def _check_xy(x, y, name_x="x", name_y="y", need_y=True):
     return x, y
 
 
-def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _is_labels(logits: np.ndarray, y: np.ndarray) -> bool:
     return (logits.ndim == 2 and y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
             and logits.shape[0] == y.shape[0])
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _holdout_split(y: np.ndarray, fraction: float, seed) -> tuple:
@@ -138,10 +124,9 @@ class _Modes:
 # Trainer
 # -------------------------------------------------------------------------------------------------
 class Trainer:
-    """Mini-batch trainer for an ``nnlite`` model.
+    """Mini-batch trainer for an ``nnlite`` model: ``fit``, ``evaluate``, ``predict*``.
 
-    Parameters
-    ----------
+    x: (N, ...) -> model -> (N, C); y: (N,) int labels or (N, ...) targets.  Arguments:
     model: a ``Module`` mapping a batch (B, ...) to outputs (B, C) (logits for classification).
     loss: a loss object (``value = loss.forward(out, yb)``, ``dout = loss.backward()``).
     optimizer: an ``nnlite.optim`` optimizer built on the model's parameters (``step``,
@@ -192,8 +177,7 @@ class Trainer:
                                 f"{type(optimizer).__name__}")
         if schedule is not None and not callable(getattr(schedule, "step", None)):
             raise TypeError(f"schedule must have a step() method, got {type(schedule).__name__}")
-        if schedule_interval not in ("epoch", "step"):
-            raise ValueError(f"schedule_interval must be 'epoch' or 'step', got {schedule_interval!r}")
+        check_choice(schedule_interval, "schedule_interval", ("epoch", "step"))
         if schedule is not None and schedule_interval == "step" and _wants_metric(schedule):
             raise ValueError(f"{type(schedule).__name__}.step needs a metric, so it cannot run "
                              "per batch; use schedule_interval='epoch'")
@@ -207,7 +191,7 @@ class Trainer:
         if not isinstance(l2, numbers.Real) or not l2 >= 0:
             raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
         if threads is not None:
-            threads = _positive_int(threads, "threads")
+            threads = check_int(threads, "threads", what="a positive int")
         if callbacks is None:
             callbacks = ()
         if isinstance(callbacks, Callback):
@@ -235,9 +219,9 @@ class Trainer:
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.callbacks = cbs
         self.progress_bar = bar
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = check_int(batch_size, "batch_size", what="a positive int")
         self.eval_batch_size = (max(self.batch_size, 256) if eval_batch_size is None
-                                else _positive_int(eval_batch_size, "eval_batch_size"))
+                                else check_int(eval_batch_size, "eval_batch_size", what="a positive int"))
         self.rng = as_generator(rng)
         self.split_seed = int(self.rng.integers(0, 2**63 - 1))
         self.transform = transform
@@ -331,15 +315,8 @@ class Trainer:
             raise TypeError("y must be a numpy.ndarray of labels or targets (one per sample of "
                             "x), got None")
         x, y = _check_xy(x, y)
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-            raise TypeError(f"epochs must be a non-negative int, got {type(epochs).__name__} ({epochs!r})")
-        if epochs < 0:
-            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral):
-            raise TypeError(f"initial_epoch must be a non-negative int, got "
-                            f"{type(initial_epoch).__name__} ({initial_epoch!r})")
-        if initial_epoch < 0:
-            raise ValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
+        epochs = check_int(epochs, "epochs", minimum=0, what="a non-negative int")
+        initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0, what="a non-negative int")
         if initial_epoch > epochs:
             raise ValueError(f"initial_epoch={initial_epoch} is after epochs={epochs}: fit runs "
                              f"epochs initial_epoch .. epochs-1 (epochs is the index to stop "
@@ -490,7 +467,7 @@ class Trainer:
         Every submodule's train/eval flag is restored afterwards.
         """
         x, _ = _check_xy(x, None, need_y=False)
-        bs = self.eval_batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        bs = self.eval_batch_size if batch_size is None else check_int(batch_size, "batch_size", what="a positive int")
         outs = []
         with _Modes(self.model, training=False), parallel.threads(self.threads):
             for start in range(0, x.shape[0], bs):
@@ -504,7 +481,7 @@ class Trainer:
         logits = self.predict_logits(x, batch_size)
         if logits.ndim != 2:
             raise ValueError(f"predict_proba needs 2-D logits (N, C), the model gives {logits.shape}")
-        return _softmax(logits)
+        return softmax_forward(logits, axis=1)[0]
 
     def predict(self, x: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
         """Predicted class labels (N,) int64: the argmax of the logits (batched, eval mode)."""
@@ -523,7 +500,7 @@ class Trainer:
         x, y = _check_xy(x, y)
         if x.shape[0] == 0:
             raise ValueError(f"x holds no samples (shape {x.shape})")
-        bs = self.eval_batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        bs = self.eval_batch_size if batch_size is None else check_int(batch_size, "batch_size", what="a positive int")
         loss_sum, correct, labels = 0.0, 0, True
         with _Modes(self.model, training=False), parallel.threads(self.threads):
             for start in range(0, x.shape[0], bs):
