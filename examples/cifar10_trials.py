@@ -75,21 +75,23 @@ def describe_preprocessing(name: str) -> str:
     return PREPROCESSING[name]
 
 
-def prepare_data(data=None, n_train=None, n_test=None, val_size=1000, preprocess="pixel_standardize"):
+def prepare_data(data=None, n_train=None, n_test=None, val_size=1000, preprocess="pixel_standardize",
+                 download=False):
     """Load CIFAR-10 and split off the validation set; memoized per process.
 
     Returns a dict with ``x_train, y_train, x_val, y_val, x_test, y_test`` (images float32
     NCHW in [0, 1]; the normalization is the model's first layer), ``mean``/``std`` (the
     normalization statistics of the training split, shaped for :class:`nnlite.nn.Normalize`
     on flattened images), ``train_eval_idx`` (the fixed subset of the training split on
-    which training accuracy is measured), ``source`` and ``classes``.
+    which training accuracy is measured), ``source`` and ``classes``. ``download=True`` lets
+    :func:`nnlite.data.load_cifar10` fetch the official files when none are found.
     """
     key = (data, n_train, n_test, val_size, preprocess)
     if key in _PREPARED:
         return _PREPARED[key]
     describe_preprocessing(preprocess)
     _PREPARED.clear()  # keep one data set in memory per process
-    ds = load_cifar10(data, n_train=n_train, n_test=n_test)
+    ds = load_cifar10(data, n_train=n_train, n_test=n_test, download=download)
     n = ds.y_train.shape[0]
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be in (0, {n}), got {val_size}")

@@ -22,7 +22,7 @@ needs_data = pytest.mark.skipif(not os.environ.get("NNLITE_DATA"),
 # ------------------------------------------------------------------------------------------
 # the trial function, on a small synthetic data set (no files needed)
 # ------------------------------------------------------------------------------------------
-def _synthetic_cifar(path=None, n_train=None, n_test=None):
+def _synthetic_cifar(path=None, n_train=None, n_test=None, download=False):
     """Images whose class shifts the mean of one colour channel: learnable by both models."""
     rng = np.random.default_rng(7)
 
@@ -157,3 +157,42 @@ def test_quick_run_writes_metrics_figures_and_report(tmp_path):
     m2 = json.loads((out / "metrics.json").read_text())
     assert m2["test_accuracy"] == m["test_accuracy"]
     assert m2["ablations"]["two_layer_ablation"]["tables"] == m["ablations"]["two_layer_ablation"]["tables"]
+
+
+# ------------------------------------------------------------------------------------------
+# faithful to the seed report (issue 14)
+# ------------------------------------------------------------------------------------------
+def _literal(script, name):
+    import ast
+
+    tree = ast.parse((EXAMPLES / script).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} not found in {script}")
+
+
+def test_ablation_grids_are_the_reports():
+    two = _literal("cifar10_classifiers.py", "TWO_LAYER_ABLATIONS")
+    assert two["hidden"] == [50, 100, 150, 200]            # the report's grid: its 150 row can appear
+    soft = _literal("cifar10_classifiers.py", "SOFTMAX_ABLATIONS")
+    report = _literal("cifar10_classifiers.py", "REPORT_ABLATIONS")
+    for study, grid in (("softmax_ablation", soft), ("two_layer_ablation", two)):
+        for param, values in grid.items():
+            assert sorted(report[study][param]) == sorted(values), (study, param)
+
+
+def test_fooling_images_attacks_the_network_of_part_3():
+    """Defaults: hidden 100, plain SGD, lr 0.1 decayed by 0.9 per epoch, batch 128, 30 epochs."""
+    part3 = trials.TWO_LAYER_DEFAULTS
+    assert (part3["hidden"], part3["lr"], part3["lr_decay"], part3["batch_size"], part3["epochs"]) == \
+        (100, 0.1, 0.9, 128, 30)
+    p = subprocess.run([sys.executable, str(EXAMPLES / "fooling_images.py"), "--help"], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, COLUMNS="200"))
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    for flag, default in (("--hidden", "100"), ("--lr", "0.1"), ("--lr-decay", "0.9"), ("--batch-size", "128"),
+                          ("--momentum", "0.0")):
+        assert f"{flag} {flag[2:].upper().replace('-', '_')} " in text
+        assert f"(default: {default})" in text.split(f"{flag} {flag[2:].upper().replace('-', '_')} ")[1][:160], flag
+    assert "default 30 (the report's)" in text

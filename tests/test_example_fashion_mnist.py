@@ -7,6 +7,7 @@ bundled with nnlite and say so.
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -62,14 +63,43 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_offline_fallback_to_the_bundled_subset(tmp_path):
-    """No $NNLITE_DATA, an empty cache, no system copy, no network: the bundled subset, said so."""
+    """No $NNLITE_DATA, an empty cache, no system copy, no network: the bundled subset, said so in
+    the headline, the report's title and the figures. Also: --quick keeps an explicit --epochs;
+    workers and BLAS printed and recorded; the report a labelled smoke test naming the restored
+    epoch, in the seed report's numbering; metrics.json with the permissions of the other outputs."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg",
                NNLITE_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path))
     env.pop("NNLITE_DATA", None)
     out = tmp_path / "fm"
-    p = subprocess.run([sys.executable, "-c", OFFLINE, str(EXAMPLE), "--quick", "--out", str(out)],
-                       env=env, capture_output=True, text=True, timeout=180)
+    old = os.umask(0o022)
+    try:
+        p = subprocess.run([sys.executable, "-c", OFFLINE, str(EXAMPLE), "--quick", "--epochs", "2",
+                            "--out", str(out)], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        os.umask(old)
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert "bundled" in m["data"].lower() and "bundled" in p.stdout.lower()
     assert m["test_accuracy"] > 0.5
+    head = p.stdout.splitlines()[:3]
+    assert any(line.startswith("compute: ") and "worker" in line and "BLAS" in line for line in head), head
+    assert any("bundled subset" in line and "NOT the full data set" in line for line in head), head
+    assert m["epochs_requested"] == 2 and m["epochs_run"] == 2, "--quick must not override --epochs"
+    assert m["bundled_subset"] is True and m["quick"] is True
+    assert isinstance(m["workers"], int) and m["workers"] >= 1
+    assert m["machine"]["compute"]["workers"] == m["workers"]
+    report = (out / "report.md").read_text()
+    title = report.splitlines()[0]
+    assert "bundled subset" in title and "smoke test" in title
+    assert "Smoke test (`--quick`)" in report and "not results" in report
+    assert f"the weights of epoch {m['restored_epoch']}" in report
+    assert "Compute: " in report and "BLAS" in report
+    idx = [report.index(f"### {k}.") for k in (1, 2, 3, 4, 5, 6, 9)]   # the seed report's numbering
+    assert idx == sorted(idx)
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in out.iterdir()}
+    assert modes["metrics.json"] == modes["report.md"] == modes["history.png"] == 0o644, modes
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return
+    assert m["blas"] and m["blas"][0]["internal_api"]

@@ -396,3 +396,106 @@ def test_failed_save_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         viz.save_figure(fig, tmp_path / "f.png")
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- readable figures (issue 14)
+
+def test_plot_history_reads_like_prose_and_marks_the_restored_epoch(tmp_path):
+    hist = {"loss": [2.0, 1.5, 1.2, 1.1, 1.0], "val_loss": [2.1, 1.7, 1.5, 1.6, 1.7],
+            "acc": [0.3, 0.5, 0.6, 0.7, 0.75], "val_acc": [0.3, 0.45, 0.55, 0.52, 0.5]}
+    fig = viz.plot_history(hist, path=tmp_path / "h.png", dpi=DPI, mark_epoch=3)
+    check_png(str(tmp_path / "h.png"), fig)
+    loss_ax, acc_ax = fig.axes
+    assert acc_ax.get_ylabel() == "accuracy" and acc_ax.get_title() == "accuracy"
+    assert loss_ax.get_ylabel() == "loss"
+    for ax in (loss_ax, acc_ax):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)          # integer epoch ticks
+        assert ax.get_legend() is None                                     # legend off the data
+        marks = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [3, 3]]
+        assert marks, "a vertical line at the restored epoch"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["train", "validation", "restored: epoch 3"]
+    ring = [ln for ln in acc_ax.get_lines() if list(ln.get_xdata()) == [3]]
+    assert ring and ring[0].get_ydata()[0] == pytest.approx(0.55)           # on the validation curve
+    # one epoch: a single integer tick, not 0.96 ... 1.04
+    one = viz.plot_history({"loss": [1.0], "val_loss": [0.9]}, metrics="loss", dpi=DPI)
+    ax = one.axes[0]
+    shown = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert shown == [1.0]
+    with pytest.raises(ValueError):
+        viz.plot_history(hist, mark_epoch=0, dpi=DPI)
+    with pytest.raises(TypeError):
+        viz.plot_history(hist, mark_epoch=2.5, dpi=DPI)
+
+
+def test_metric_label():
+    assert viz.metric_label("acc") == "accuracy"
+    assert viz.metric_label("val_acc") == "validation accuracy"
+    assert viz.metric_label("top5_acc") == "top-5 accuracy"
+    assert viz.metric_label("lr") == "learning rate"
+
+
+def test_plot_ablation_keeps_small_differences_small(tmp_path):
+    vals = [0.0, 1e-3, 1e-2, 1e-1]
+    fig = viz.plot_ablation(vals, [0.4098, 0.4101, 0.4100, 0.4111], stds=[0.002, 0.001, 0.003, 0.002],
+                            n=[3, 3, 3, 3], baseline=0, reference=[0.4098, 0.4103, None, 0.4108],
+                            param_label="Regularization coefficient", path=tmp_path / "a.png", dpi=DPI)
+    check_png(str(tmp_path / "a.png"), fig)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert hi - lo >= 5.0                                  # at least 5 points: 0.1 is not full height
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.001", "0.01", "0.1"]
+    assert list(ax.get_xticks()) == [0, 1, 2, 3]           # evenly spaced: no overlapping log labels
+    assert "Regularization coefficient" in ax.get_xlabel() and ax.get_ylabel() == "test accuracy (%)"
+    assert "Test accuracy vs regularization coefficient" == ax.get_title()
+    assert ax.containers and ax.containers[0].has_yerr      # error bars: seeds repeat
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["nnlite (mean ± std over 3 seeds)", "course report", "baseline"]
+    assert {t.get_text() for t in ax.texts} >= {"40.98", "41.11"}
+    # one seed: no error bars; a wide range is shown as it is
+    fig = viz.plot_ablation([128, 256], [0.30, 0.45], baseline=1, dpi=DPI)
+    ax = fig.axes[0]
+    assert not ax.containers[0].has_yerr
+    lo, hi = ax.get_ylim()
+    assert lo < 30 and hi > 45 and hi - lo < 30
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    (dict(values=[], means=[]), TypeError),
+    (dict(values=[1, 2], means=[0.1]), ValueError),
+    (dict(values=[1, 2], means=[0.1, 0.2], stds=[0.1]), ValueError),
+    (dict(values=[1, 2], means=[0.1, 0.2], stds=[-0.1, 0.1]), ValueError),
+    (dict(values=[1, 2], means=[0.1, 0.2], baseline=2), ValueError),
+    (dict(values=[1, 2], means=[0.1, 0.2], param_label=3), TypeError),
+])
+def test_plot_ablation_bad_input(kwargs, exc):
+    with pytest.raises(exc):
+        viz.plot_ablation(kwargs.pop("values"), kwargs.pop("means"), dpi=DPI, **kwargs)
+
+
+def test_plot_attack_curves_colour_is_model_line_style_is_attack(tmp_path):
+    eps = [0.0, 0.01, 0.02, 0.03]
+    curves = [{"model": "standard", "attack": "FGSM", "x": eps, "y": [0.9, 0.5, 0.2, 0.1]},
+              {"model": "standard", "attack": "PGD", "x": eps, "y": [0.9, 0.4, 0.1, 0.02]},
+              {"model": "robust", "attack": "FGSM", "x": eps, "y": [0.85, 0.7, 0.6, 0.5]},
+              {"model": "robust", "attack": "PGD", "x": eps, "y": [0.85, 0.7, 0.6, 0.5]}]  # identical
+    fig = viz.plot_attack_curves(curves, title="accuracy under attack", path=tmp_path / "att.png", dpi=DPI)
+    check_png(str(tmp_path / "att.png"), fig)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4
+    colors = [to_rgba(ln.get_color()) for ln in lines]
+    assert colors[0] == colors[1] and colors[2] == colors[3] and colors[0] != colors[2]
+    assert lines[0].get_linestyle() == lines[2].get_linestyle() != lines[1].get_linestyle()
+    # the identical robust curves stay distinguishable: other marker, hollow, drawn on top
+    assert lines[3].get_marker() != lines[2].get_marker()
+    assert to_rgba(lines[3].get_markerfacecolor()) == to_rgba("white")
+    assert lines[3].get_zorder() > lines[2].get_zorder()
+    # legends outside the axes (figure legends), one for models, one for attacks
+    titles = sorted(leg.get_title().get_text() for leg in fig.legends)
+    assert titles == ["attack (line style)", "model (colour)"]
+    assert not fig.axes[0].get_legend()
+    with pytest.raises(ValueError):
+        viz.plot_attack_curves([{"model": "m", "attack": "a", "x": [0, 1], "y": [1]}], dpi=DPI)
+    with pytest.raises(TypeError):
+        viz.plot_attack_curves([], dpi=DPI)

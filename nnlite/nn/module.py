@@ -239,6 +239,12 @@ class Module:
                 modules[owner]._set_buffer(attr, new)
 
     # -- printing -------------------------------------------------------------------------------
+    def summary(self, input_shape, print_fn=print) -> str:
+        """Keras-style table of layers, output shapes and parameter counts (``nnlite.nn.summary``);
+        ``input_shape`` with or without the batch axis, e.g. (1, 28, 28) or (None, 1, 28, 28)."""
+        from .summary import summary
+        return summary(self, input_shape, print_fn=print_fn)
+
     def extra_repr(self) -> str:
         return ""
 

@@ -6,6 +6,10 @@ Two styles, chosen per stream:
   place with ``\\r`` after each batch (at most every ``min_interval`` seconds, and always for
   the first and last batch), showing batches done/total, a bar, the image rate (img/s), the
   ETA of the epoch and the running mean loss/accuracy; the epoch's summary ends the line.
+  The line is fitted to the terminal's width (``shutil.get_terminal_size()``, read at every
+  redraw, so resizing is followed): the bar shrinks first, then the rate, the accuracy and
+  the ETA are left out, so a redraw never wraps onto a new line (a wrapped line cannot be
+  rewritten with ``\\r``, and every redraw would then start a new line).
 * **summary** (the stream is not a terminal, e.g. a log file or a CI pipe): no per-batch
   output, only one summary line per epoch (so logs are not flooded with ``\\r`` updates).
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import shutil
 import sys
 import time
 
@@ -47,20 +52,33 @@ class ProgressBar(Callback):
 
     stream: a text stream with ``write``/``flush`` (default: ``sys.stdout`` at the time of
     writing). force: draw the per-batch bar even when ``stream.isatty()`` is false (e.g. into
-    an ``io.StringIO``). enabled: False prints nothing at all. width: bar width in characters.
-    min_interval: the shortest time in seconds between two redraws of the bar.
+    an ``io.StringIO``). enabled: False prints nothing at all. width: the widest bar in
+    characters (narrower when the line must fit the terminal). min_interval: the shortest time in
+    seconds between two redraws of the bar. columns: the line width to fit the bar line into;
+    None (default) = the terminal's width at each redraw (``shutil.get_terminal_size()``, 80
+    when unknown).
     """
 
     def __init__(self, stream=None, force: bool = False, enabled: bool = True, width: int = 24,
-                 min_interval: float = 0.1):
+                 min_interval: float = 0.1, columns=None):
         if stream is not None and not hasattr(stream, "write"):
             raise TypeError(f"stream must have a write() method, got {type(stream).__name__}")
         if int(width) < 1:
             raise ValueError(f"width must be >= 1, got {width}")
+        if columns is not None and (isinstance(columns, bool) or not isinstance(columns, numbers.Integral)
+                                    or columns < 20):
+            raise ValueError(f"columns must be None or an int >= 20, got {columns!r}")
         self._stream = stream
         self.force, self.enabled = bool(force), bool(enabled)
         self.width, self.min_interval = int(width), float(min_interval)
+        self.columns = None if columns is None else int(columns)
         self._last_len = 0
+
+    def _budget(self) -> int:
+        """Characters a bar line may use: the terminal's width minus one (a line that fills the
+        last column makes some terminals wrap the cursor)."""
+        cols = self.columns if self.columns is not None else shutil.get_terminal_size((80, 24)).columns
+        return max(int(cols) - 1, 19)
 
     @property
     def stream(self):
@@ -113,25 +131,40 @@ class ProgressBar(Callback):
         epochs = getattr(trainer, "epochs", None)
         head = f"Epoch {trainer.epoch + 1}/{epochs}" if epochs else f"Epoch {trainer.epoch + 1}"
         frac = done / total if total else 0.0
-        filled = int(round(self.width * frac))
-        bar = "=" * max(filled - 1, 0) + (">" if 0 < filled < self.width else "=" if filled else "")
-        bar = bar.ljust(self.width, ".")
         rate = self._seen / elapsed if elapsed > 0 else math.inf
         n_total = getattr(trainer, "num_samples", None)
         remaining = (n_total - self._seen) if n_total else None
         eta = remaining / rate if (remaining is not None and rate > 0 and math.isfinite(rate)) else (
             0.0 if remaining == 0 else None)
-        rate_s = f"{rate:,.0f} img/s" if math.isfinite(rate) else "? img/s"
         loss = self._loss_sum / self._seen if self._seen else math.nan
-        text = (f"{head} {done}/{total} [{bar}] {rate_s} ETA {format_duration(eta)} "
-                f"loss {_fmt(loss)}")
-        if self._acc_n:
-            text += f" acc {_fmt(self._acc_sum / self._acc_n)}"
-        return text
+        items = [("rate", f"{rate:,.0f} img/s" if math.isfinite(rate) else "? img/s"),
+                 ("eta", f"ETA {format_duration(eta)}"), ("loss", f"loss {_fmt(loss)}"),
+                 ("acc", f"acc {_fmt(self._acc_sum / self._acc_n)}" if self._acc_n else "")]
+
+        def bar(w):
+            filled = int(round(w * frac))
+            b = "=" * max(filled - 1, 0) + (">" if 0 < filled < w else "=" if filled else "")
+            return "[" + b.ljust(w, ".") + "]"
+
+        def compose(bar_w, drop):
+            parts = [head, f"{done}/{total}"] + ([bar(bar_w)] if bar_w else [])
+            return " ".join(parts + [v for k, v in items if v and k not in drop])
+
+        budget = self._budget()
+        drops = ((), ("rate",), ("rate", "acc"), ("rate", "acc", "eta"))
+        for drop in drops:                  # the widest bar (>= 8 columns) that fits, else drop more
+            room = budget - len(compose(0, drop)) - 3
+            if room >= min(8, self.width):
+                return compose(min(self.width, room), drop)
+        for drop in drops:                  # no room for a bar
+            text = compose(0, drop)
+            if len(text) <= budget:
+                return text
+        return text[:budget]
 
     def _draw(self, trainer, done, total, elapsed):
         text = self._line(trainer, done, total, elapsed)
-        pad = max(self._last_len - len(text), 0)
+        pad = max(min(self._last_len, self._budget()) - len(text), 0)
         self._last_len = len(text)
         self._write("\r" + text + " " * pad)
 

@@ -113,9 +113,9 @@ def to_display_images(images, channels_last: Optional[bool] = None, name: str = 
         last = (not is_float) if channels_last is None else bool(channels_last)
         if last:
             if arr.shape[3] not in (1, 3):
+                hint = "" if is_float else "; integer images are read as NHWC, pass channels_last=False for NCHW"
                 raise ValueError(f"{name} as NHWC must have 1 or 3 channels in the last axis, got shape "
-                                 f"{arr.shape}" + ("" if is_float else
-                                                   "; integer images are read as NHWC, pass channels_last=False for NCHW"))
+                                 f"{arr.shape}{hint}")
             nhwc = arr
         else:
             if arr.shape[1] not in (1, 3):

@@ -38,8 +38,24 @@ def _check_str_or_none(v, name):
 
 # ----------------------------------------------------------------------------- history
 
+#: How metric names read on axes and titles ("acc" -> "accuracy").
+METRIC_LABELS = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "top5_acc": "top-5 accuracy",
+                 "train_acc": "training accuracy"}
+
+
+def metric_label(name: str) -> str:
+    """A metric key as a reader says it: "acc" -> "accuracy", "val_acc" -> "validation accuracy"."""
+    if name.startswith("val_"):
+        return "validation " + metric_label(name[4:])
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    words = name.split("_")
+    return " ".join("accuracy" if w == "acc" else w for w in words)
+
+
 def plot_history(history, metrics=("loss", "acc"), path=None, *, title: Optional[str] = None,
-                 figsize=None, dpi: float = 100):
+                 figsize=None, dpi: float = 100, mark_epoch: Optional[int] = None,
+                 mark_label: str = "restored"):
     """Training and validation curves per epoch, one subplot per metric.
 
     Parameters
@@ -60,11 +76,17 @@ def plot_history(history, metrics=("loss", "acc"), path=None, *, title: Optional
         Inches; default ``(4 * len(metrics), 3.2)``.
     dpi : float
         Resolution.
+    mark_epoch : int, optional
+        An epoch (1-based) to mark with a dashed vertical line and a ring on the validation
+        curve, e.g. the epoch whose weights ``EarlyStopping(restore_best_weights=True)`` restored.
+    mark_label : str
+        Legend text of the mark, followed by "epoch k".
 
     Returns
     -------
     matplotlib.figure.Figure
-        Epochs run along x starting at 1.
+        Epochs run along x starting at 1, integer ticks; axes and titles name the metrics in
+        words ("accuracy", not "acc").
     """
     if not isinstance(history, Mapping) and isinstance(getattr(history, "history", None), Mapping):
         history = history.history
@@ -80,6 +102,9 @@ def plot_history(history, metrics=("loss", "acc"), path=None, *, title: Optional
         if not isinstance(m, str):
             raise TypeError(f"metrics must be strings, got {m!r}")
     _check_str_or_none(title, "title")
+    _check_str_or_none(mark_label, "mark_label")
+    if mark_epoch is not None:
+        mark_epoch = check_int(mark_epoch, "mark_epoch", 1)
     curves = []
     for m in metrics:
         pair = []
@@ -104,12 +129,30 @@ def plot_history(history, metrics=("loss", "acc"), path=None, *, title: Optional
                     marker="o" if vals.size <= 30 else None, markersize=3, linewidth=1.5)
         if m == "lr" and all((v[np.isfinite(v)] > 0).all() for v, _, _ in pair):
             ax.set_yscale("log")
+        if mark_epoch is not None:
+            ax.axvline(mark_epoch, color="0.35", linestyle="--", linewidth=1,
+                       label=f"{mark_label}: epoch {mark_epoch}")
+            vals, _, color = pair[-1]       # ring the validation value (else the train value)
+            if mark_epoch <= vals.size and np.isfinite(vals[mark_epoch - 1]):
+                ax.plot([mark_epoch], [vals[mark_epoch - 1]], linestyle="none", marker="o", markersize=9,
+                        markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.5)
+        n_epochs = max(v.size for v, _, _ in pair)
+        ax.set_xlim(0.5, n_epochs + 0.5)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(m)
-        ax.set_title(m)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(metric_label(m))
+        ax.set_title(metric_label(m))
+        if n_epochs <= 12:
+            ax.set_xticks(np.arange(1, n_epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    # one legend for all panels, below them: never on top of a curve
+    entries = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(lab, h)
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=len(entries),
+               fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
     return finish(fig, path)

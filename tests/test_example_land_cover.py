@@ -1,0 +1,61 @@
+"""The land-cover transfer example: the HDF5 layout it reads, and its --quick run end to end."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+from nnlite.data import load_hdf5  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_data = pytest.mark.skipif(not os.environ.get("NNLITE_DATA"),
+                                reason="needs the real CIFAR-10 / Tiny ImageNet files ($NNLITE_DATA)")
+
+
+def write_report_layout(path, n_train=18, n_val=9, one_hot=True):
+    """earth_data.h5 as the report describes it: X_train (N, 64, 64, 3) uint8 + labels."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for split, n in (("train", n_train), ("val", n_val)):
+            y = np.arange(n) % 9
+            f.create_dataset(f"X_{split}", data=rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8))
+            f.create_dataset(f"y_{split}", data=np.eye(9, dtype=np.float32)[y] if one_hot else y)
+
+
+def test_hdf5_loader_reads_the_report_layout(tmp_path):
+    write_report_layout(tmp_path / "earth_data.h5")
+    ds = load_hdf5(tmp_path / "earth_data.h5", "X_train", "y_train", "X_val", "y_val")
+    assert ds.x_train.shape == (18, 3, 64, 64) and ds.x_train.dtype == np.float32
+    assert ds.x_test.shape == (9, 3, 64, 64)
+    np.testing.assert_array_equal(ds.y_train, np.arange(18) % 9)
+    with h5py.File(tmp_path / "earth_data.h5", "r") as f:
+        np.testing.assert_allclose(ds.x_train[3].transpose(1, 2, 0), f["X_train"][3] / 255.0, atol=1e-6)
+    with pytest.raises(KeyError, match="X_test"):
+        load_hdf5(tmp_path / "earth_data.h5", "X_train", "y_train", "X_test", "y_test")
+
+
+@needs_data
+def test_quick_run_writes_report_in_order(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "land_cover_transfer.py"), "--quick",
+                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (out / "report.md").read_text()
+    heads = ["## 1. Data", "## 2. Q1", "## 3. Q2", "## 4. Q3", "## 5. Wall times"]
+    pos = [text.index(h) for h in heads]
+    assert pos == sorted(pos)
+    assert "Smoke test" in text and "Trainable params" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["q2_summary"]) == {"frozen", "block5", "block4+5", "progressive", "scratch"}
+    assert {"majority vote", "soft vote", "weighted soft vote", "stacking"} <= set(m["q3"])
+    for f in ("variants.png", "history_progressive.png", "lr_progressive.png", "features_block5.h5",
+              "target_standin.h5"):
+        assert (out / f).exists(), f
+    with h5py.File(out / "target_standin.h5", "r") as f:
+        assert f["X_train"].shape[1:] == (64, 64, 3) and f["X_train"].dtype == np.uint8

@@ -1,0 +1,98 @@
+"""Every flag of the examples is checked by argparse: a bad value exits with code 2 and a
+message naming the flag, before any data is loaded; --help shows the script's description.
+
+The rejections run in this process (``runpy``: argparse exits before any work starts), and one
+per example also in a subprocess, to see the real exit code and stderr.
+"""
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+BAD = {
+    "fashion_mnist.py": [
+        ("--epochs", "0"), ("--epochs", "-3"), ("--epochs", "two"), ("--batch-size", "0"),
+        ("--batch-size", "1.5"), ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"), ("--lr", "inf"),
+        ("--seed", "-1"), ("--seed", "x"), ("--dropout", "1"), ("--dropout", "-0.2"),
+        ("--patience", "0"),
+    ],
+    "cifar10_classifiers.py": [
+        ("--softmax-epochs", "0"), ("--two-layer-epochs", "-1"), ("--ablation-epochs", "0"),
+        ("--ablation-seeds", "0"), ("--headline-seeds", "0"), ("--extra-hidden", "0"),
+        ("--val-size", "0"), ("--preprocess", "zca"), ("--jobs", "0"), ("--threads-per-worker", "0"),
+        ("--seed", "-1"),
+    ],
+    "fooling_images.py": [
+        ("--n-images", "0"), ("--n-show", "0"), ("--epochs", "0"), ("--hidden", "0"),
+        ("--batch-size", "0"), ("--lr", "0"), ("--lr-decay", "0"), ("--lr-decay", "1.5"),
+        ("--momentum", "-1"), ("--step-size", "0"), ("--max-steps", "0"), ("--target", "banana"),
+        ("--target", "10"), ("--cifar", "png"), ("--seed", "-1"),
+    ],
+}
+CASES = [(script, flag, value) for script, bad in BAD.items() for flag, value in bad]
+
+
+def _run_inprocess(monkeypatch, capsys, script, argv):
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *argv])
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))   # cifar10_classifiers edits it
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    return exc.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("script, flag, value", CASES, ids=[f"{s[:-3]}{f}={v}" for s, f, v in CASES])
+def test_bad_flag_is_rejected_by_argparse(monkeypatch, capsys, tmp_path, script, flag, value):
+    code, cap = _run_inprocess(monkeypatch, capsys, script, [flag, value, "--out", str(tmp_path / "o")])
+    assert code == 2, (code, cap.err)
+    assert f"argument {flag}" in cap.err, cap.err
+    assert value in cap.err or "expected" in cap.err or "invalid choice" in cap.err, cap.err
+    assert not (tmp_path / "o").exists(), "nothing may be written before the arguments are checked"
+
+
+@pytest.mark.parametrize("script, argv, flag", [
+    ("fooling_images.py", ["--momentum", "1"], "--momentum"),
+    ("cifar10_classifiers.py", ["--quick", "--val-size", "5000"], "--val-size"),
+])
+def test_checks_after_parsing_also_exit_2(monkeypatch, capsys, tmp_path, script, argv, flag):
+    code, cap = _run_inprocess(monkeypatch, capsys, script, argv + ["--out", str(tmp_path / "o")])
+    assert code == 2 and f"argument {flag}" in cap.err, cap.err
+
+
+@pytest.mark.parametrize("script, title", [
+    ("fashion_mnist.py", "Fashion-MNIST: a small CNN"),
+    ("cifar10_classifiers.py", "CIFAR-10: a softmax classifier"),
+    ("fooling_images.py", "Fooling images for a two-layer MLP"),
+])
+def test_help_shows_description_and_every_flag_documented(script, title):
+    env = dict(os.environ, COLUMNS="200")
+    p = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert title in p.stdout
+    assert "%%" not in p.stdout
+    flags = [line.split()[0].rstrip(",") for line in p.stdout.splitlines()
+             if line.startswith("  --") and not line.startswith("  --help")]
+    assert "--quick" in flags and "--seed" in flags and "--out" in flags
+    # every flag has a help text (the line holds more than the flag and its metavar, or the next does)
+    lines = p.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  --") and not line.startswith("  --help"):
+            words = line.split()
+            has_text = len(words) > 2 or (i + 1 < len(lines) and lines[i + 1].startswith(" " * 10))
+            assert has_text, f"{script}: {line!r} has no help text"
+    if script != "cifar10_classifiers.py":
+        assert "(default: 128)" in p.stdout     # defaults shown
+
+
+@pytest.mark.parametrize("script", sorted(BAD))
+def test_bad_flag_in_a_subprocess_exit_code_2(script):
+    p = subprocess.run([sys.executable, str(EXAMPLES / script), "--seed", "-5"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2
+    assert "argument --seed" in p.stderr and "Traceback" not in p.stderr
