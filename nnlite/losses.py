@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_finite_vector, check_real
+from . import kernels
 from .functional import losses as FL
 
 
@@ -68,7 +69,7 @@ class SoftmaxCrossEntropy(Loss):
         self.class_weights = class_weights
 
     def _compute(self, logits, y):
-        return FL.softmax_cross_entropy(logits, y, self.label_smoothing, self.class_weights)
+        return kernels.active().softmax_cross_entropy(logits, y, self.label_smoothing, self.class_weights)
 
 
 class MulticlassHinge(Loss):

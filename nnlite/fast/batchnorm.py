@@ -6,11 +6,26 @@ running statistics. Running statistics follow PyTorch's convention (momentum m =
     running = (1 - m) * running + m * batch_stat,  using the UNBIASED batch variance.
 Backward is provided for both modes (eval-mode backward is what attacks need).
 
-Inside an ``nnlite.parallel.threads()`` block, a large input whose memory is rows (see
-``_rows``: (N, D) C-contiguous, or channel-last (N, C, H, W)) is processed on the workers in
-chunks of samples (``chunks.batch_chunks``): the per-feature sums are per-worker partial sums
-combined in worker order (static split: deterministic; they differ from the sequential sums
-in the last bits only), and the element-wise passes write disjoint rows of fresh results.
+Fast path: input whose memory is rows (see ``layout.rows``: (N, D) C-contiguous, or
+channel-last (N, C, H, W)), seen as an (M, C) array. Few passes over memory, each a loop over
+in-cache blocks of ``BLOCK_BYTES`` rows:
+  forward   1 read of x for the statistics (per block: its sum as a BLAS GEMV ``ones @ block``
+            and its centred sum of squares, combined exactly across blocks (Chan et al.));
+            1 read of x + 1 write for out = x * scale + shift, scale = gamma * inv_std,
+            shift = beta - mu * scale (per feature). No xhat array: the cache keeps x itself
+            (the caller's input, as the engine's conv does), mu and inv_std.
+  backward  1 read of (x, dout) for dbeta = sum(dout), dgamma = inv_std * sum(dout * (x - mu))
+            (per block: sum(dout * x) - mu * sum(dout), GEMVs over a same-shape product;
+            skipped in eval mode without weight gradients); 1 read of (x, dout) + 1 write
+            for dx = A * dout + B * x + C with per-feature A, B, C (eval: dx = A * dout).
+            Rounding: like the textbook's xhat = (x - mu) * inv_std, these lose about
+            log10(|mu| / std) digits when the mean is far from zero against the spread.
+(Measured, not used: a one-read variance sum(x^2) - n mean^2 per block, and (rows/k, k*C)
+"wide" views of the per-feature vectors: no faster; blocks of 64 KiB or 1 MiB: slower.)
+Inside an ``nnlite.parallel.threads()`` block a large input is cut into chunks of whole
+samples (``chunks.batch_chunks``) run on the workers; per-block partial sums are combined in
+worker order (static split: deterministic; they differ from the sequential sums in the last
+bits only), and the element-wise passes write disjoint rows of fresh results.
 Other layouts run the textbook kernel.
 """
 from __future__ import annotations
@@ -29,10 +44,9 @@ from .layout import rows as _rows
 #: chunks were measured no faster; see ``pool.CHUNK_BYTES``).
 CHUNK_BYTES = 8 << 20
 
-
-def _sum_of_products(a, b):
-    """Per-column sum of a * b for (M, C) arrays, without an (M, C) temporary."""
-    return np.einsum("mc,mc->c", a, b)
+#: Bytes of rows in one in-cache block of a pass (a block, its temporary and the matching
+#: rows of a second array stay in a core's L2 cache).
+BLOCK_BYTES = 256 << 10
 
 
 def _row_chunks(x, r):
@@ -45,112 +59,59 @@ def _row_chunks(x, r):
     return [(n0 * per_sample, n1 * per_sample) for n0, n1 in chunks]
 
 
-def _combine(parts):
-    """Per-worker partial results (tuples of arrays) summed in worker order."""
-    total = [None if p is None else p.copy() for p in parts[0]]
-    for part in parts[1:]:
-        for t, p in zip(total, part):
-            if t is not None:
-                t += p
-    return total
+def _run(work, chunks, m):
+    """work(worker, row ranges) on the workers (chunks) or in this thread (chunks None)."""
+    if chunks is None:
+        return [work(0, [(0, m)])]
+    return run_chunks(work, chunks)
 
 
-def _forward_rows_parallel(r, chunks, gamma, beta, training, mu, var, eps, m):
-    """The fast path's statistics and output on the workers: (xhat, out, mu, var, inv_std),
-    xhat and out as (M, C) rows."""
-    dt = r.dtype
-    xc = np.empty(r.shape, dtype=dt if training else np.result_type(r, mu))   # as r - mu
-    if training:
-        def sums(worker, my_chunks):
-            part = None
-            for r0, r1 in my_chunks:
-                s = r[r0:r1].sum(axis=0, dtype=dt)
-                part = s if part is None else part + s
-            return (part,)
-        mu = (_combine(run_chunks(sums, chunks))[0] / m).astype(dt, copy=False)
+def _blocks(r0, r1, step):
+    """The in-cache blocks [(b0, b1), ...] of rows r0:r1."""
+    return [(b0, min(b0 + step, r1)) for b0 in range(r0, r1, step)]
 
-        def centred(worker, my_chunks):
-            part = None
-            for r0, r1 in my_chunks:
-                c = np.subtract(r[r0:r1], mu, out=xc[r0:r1])
-                s = _sum_of_products(c, c)
-                part = s if part is None else part + s
-            return (part,)
-        var = (_combine(run_chunks(centred, chunks))[0] / m).astype(dt, copy=False)
-    inv_std = (1.0 / np.sqrt(var + np.asarray(eps, dtype=dt))).astype(dt, copy=False)
-    out = np.empty(r.shape, dtype=np.result_type(xc, gamma))
 
-    def normalize(worker, my_chunks):
+def _block_rows(c, itemsize):
+    return max(1, BLOCK_BYTES // (c * itemsize))
+
+
+def _statistics(r, chunks, m):
+    """Batch mean and biased variance of the (M, C) rows: one read of r. Per block b (n_b rows):
+    its mean mb_b and centred sum of squares q_b = sum((x - mb_b)^2); then exactly
+    sum((x - mu)^2) = sum_b q_b + sum_b n_b (mb_b - mu)^2."""
+    dt, c = r.dtype, r.shape[1]
+    step = _block_rows(c, r.itemsize)
+
+    def work(worker, my_chunks):
+        ones, tmp, parts = np.ones(step, dtype=dt), np.empty((step, c), dtype=dt), []
         for r0, r1 in my_chunks:
-            c = xc[r0:r1]
-            if not training:
-                np.subtract(r[r0:r1], mu, out=c)
-            c *= inv_std                    # c is now xhat
-            o = np.multiply(c, gamma, out=out[r0:r1])
-            o += beta
-    run_chunks(normalize, chunks)
-    return xc, out, mu, var, inv_std
-
-
-def _backward_rows_parallel(dout, rx, chunks, gamma, inv_std, training, need_weight_grad, m):
-    """The fast path's backward on the workers: (dx rows, dgamma, dbeta), dgamma/dbeta None
-    when not computed. ``dout`` is copied chunk by chunk into xhat's row layout if needed."""
-    dt = dout.dtype
-    rd = _rows(dout)
-    if rd is None:                   # dout in another layout: copied into rows per chunk
-        rd = np.empty(rx.shape, dtype=dt)
-        src = dout if dout.ndim == 2 else dout.transpose(0, 2, 3, 1)
-        per_sample = rx.shape[0] // dout.shape[0]
-        copy_rows = lambda r0, r1: np.copyto(   # noqa: E731
-            rd[r0:r1].reshape(src[r0 // per_sample:r1 // per_sample].shape),
-            src[r0 // per_sample:r1 // per_sample])
-    else:
-        copy_rows = None
-    dgamma = dbeta = None
-    if training or need_weight_grad:
-        def sums(worker, my_chunks):
-            pg = pb = None
-            for r0, r1 in my_chunks:
-                if copy_rows is not None:
-                    copy_rows(r0, r1)
-                d = rd[r0:r1]
-                g, b = _sum_of_products(d, rx[r0:r1]), d.sum(axis=0)
-                pg, pb = (g, b) if pg is None else (pg + g, pb + b)
-            return pg, pb
-        dgamma, dbeta = _combine(run_chunks(sums, chunks))
-        copy_rows = None             # rd is complete now
-    if training:
-        coef = (gamma * inv_std * np.asarray(-1.0 / m, dtype=dt)).astype(dt, copy=False)
-        dx = np.empty(rx.shape, dtype=np.result_type(rx, dgamma))
-    else:
-        scale = (gamma * inv_std).astype(dt, copy=False)
-        dx = np.empty(rx.shape, dtype=np.result_type(rd, scale))
-
-    def input_grad(worker, my_chunks):
-        for r0, r1 in my_chunks:
-            if copy_rows is not None:
-                copy_rows(r0, r1)
-            d, o = rd[r0:r1], dx[r0:r1]
-            if training:
-                np.multiply(rx[r0:r1], dgamma, out=o)        # xhat * dgamma
-                o += dbeta
-                o -= d * np.asarray(m, dtype=dt)
-                o *= coef
-            else:
-                np.multiply(d, scale, out=o)
-    run_chunks(input_grad, chunks)
-    return dx, dgamma, dbeta
+            for b0, b1 in _blocks(r0, r1, step):
+                n, blk = b1 - b0, r[b0:b1]
+                mb = ones[:n] @ blk
+                mb /= n
+                t = np.subtract(blk, mb, out=tmp[:n])
+                t *= t
+                parts.append((n, mb, ones[:n] @ t))
+        return parts
+    parts = [p for worker in _run(work, chunks, r.shape[0]) for p in worker]
+    n = np.array([p[0] for p in parts], dtype=np.float64)[:, None]
+    mb = np.array([p[1] for p in parts], dtype=np.float64)
+    mu = (n * mb).sum(axis=0) / m
+    var = (np.sum([p[2] for p in parts], axis=0, dtype=np.float64)
+           + (n * (mb - mu) ** 2).sum(axis=0)) / m
+    return mu.astype(dt), var.astype(dt)
 
 
 def batchnorm_forward(x, gamma, beta, training: bool, running_mean=None, running_var=None,
                       eps: float = 1e-5):
-    """y = gamma * (x - mu) / sqrt(var + eps) + beta.
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta  (computed as x * scale + shift).
 
     x: (N, D) or (N, C, H, W); gamma, beta, running_mean, running_var: (D,) or (C,).
-    training: mu, var = batch mean and biased variance (two passes: var = mean((x - mu)^2));
+    training: mu, var = batch mean and biased variance (centred per block, combined exactly);
     eval: the running statistics. The output has x's memory layout (channel-last stays
     channel-last). Returns (out, cache); ``cache['batch_mean']``/``['batch_var_unbiased']``
-    feed ``batchnorm_running_update`` in training mode.
+    feed ``batchnorm_running_update`` in training mode. On the row path the cache holds x
+    itself (not xhat): x must not be changed in place before the backward pass.
     """
     _axes_and_shape(x)                                     # rank check
     r = _rows(x)
@@ -161,61 +122,110 @@ def batchnorm_forward(x, gamma, beta, training: bool, running_mean=None, running
     if not training and (running_mean is None or running_var is None):
         raise ValueError("eval-mode batch norm needs running_mean and running_var")
     chunks = _row_chunks(x, r)
-    if chunks is not None:      # on the workers of a threads() block
-        xc, out, mu, var, inv_std = _forward_rows_parallel(
-            r, chunks, gamma, beta, training, running_mean, running_var, eps, m)
-    else:                       # (M, C) rows, statistics as axis-0 reductions
-        if training:
-            mu = r.mean(axis=0, dtype=dt)
-            xc = r - mu
-            var = (_sum_of_products(xc, xc) / m).astype(dt, copy=False)
-        else:
-            mu, var = running_mean, running_var
-            xc = r - mu
-        inv_std = (1.0 / np.sqrt(var + np.asarray(eps, dtype=dt))).astype(dt, copy=False)
-        xc *= inv_std                       # xc is now xhat
-        out = xc * gamma
-        out += beta
-    xhat, out = _like(xc, x), _like(out, x)
-    cache = {"xhat": xhat, "inv_std": inv_std, "gamma": gamma, "training": training, "m": m}
+    if training:
+        mu, var = _statistics(r, chunks, m)
+        out_dt = np.result_type(r, gamma, beta)
+    else:
+        mu, var = running_mean, running_var
+        out_dt = np.result_type(r, gamma, beta, mu)
+    inv_std = (1.0 / np.sqrt(var + np.asarray(eps, dtype=dt))).astype(dt, copy=False)
+    scale64 = np.asarray(gamma, dtype=np.float64) * inv_std
+    scale = scale64.astype(out_dt)
+    shift = (np.asarray(beta, dtype=np.float64) - np.asarray(mu, dtype=np.float64) * scale64
+             ).astype(out_dt)
+    out = np.empty(r.shape, dtype=out_dt)
+    step = _block_rows(r.shape[1], max(r.itemsize, out.itemsize))
+
+    def normalize(worker, my_chunks):
+        for r0, r1 in my_chunks:
+            for b0, b1 in _blocks(r0, r1, step):
+                o = np.multiply(r[b0:b1], scale, out=out[b0:b1])
+                o += shift
+    _run(normalize, chunks, m)
+    cache = {"x": x, "mu": mu, "inv_std": inv_std, "gamma": gamma, "training": training,
+             "m": m}
     if training:
         cache["batch_mean"] = mu
         cache["batch_var_unbiased"] = var * (m / max(m - 1, 1))
-    return out, cache
+    return _like(out, x), cache
+
+
+def _dout_rows(dout, rx, chunks):
+    """dout's (M, C) rows and, when dout is in another layout than x, a function copying the
+    rows r0:r1 (whole samples) of it into the returned (then empty) rows buffer."""
+    rd = _rows(dout)
+    if rd is not None:
+        return rd, None
+    rd = np.empty(rx.shape, dtype=dout.dtype)
+    src = dout if dout.ndim == 2 else dout.transpose(0, 2, 3, 1)
+    per_sample = rx.shape[0] // dout.shape[0]
+
+    def copy_rows(r0, r1):
+        n0, n1 = r0 // per_sample, r1 // per_sample
+        np.copyto(rd[r0:r1].reshape(src[n0:n1].shape), src[n0:n1])
+    return rd, copy_rows
 
 
 def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     """Gradients of batchnorm_forward, in the mode the forward pass ran in.
 
-    dgamma = sum(dout * xhat);  dbeta = sum(dout);  with g = dout * gamma:
-    training: dx = inv_std / m * (m*g - sum(g) - xhat * sum(g * xhat))   (mu, var depend on x)
-            = gamma * inv_std / m * (m*dout - dbeta - xhat * dgamma)       (as computed)
-    eval:     dx = g * inv_std                                              (statistics fixed)
+    dgamma = sum(dout * xhat) = inv_std * sum(dout * (x - mu));  dbeta = sum(dout);
+    training: dx = gamma * inv_std / m * (m*dout - dbeta - xhat * dgamma)  (mu, var depend on x)
+               = A * dout + B * x + C  with, per feature, A = gamma * inv_std,
+                 B = -A * inv_std * dgamma / m,  C = -A * dbeta / m - B * mu
+    eval:     dx = A * dout                                                 (statistics fixed)
     """
-    xhat, inv_std, gamma, m = cache["xhat"], cache["inv_std"], cache["gamma"], cache["m"]
-    rx = _rows(xhat)
-    if rx is None or dout.shape != xhat.shape:           # other layouts: the textbook kernel
+    if "xhat" in cache:                                  # the forward ran the textbook kernel
         return _textbook_backward(dout, cache, need_weight_grad)
-    dt = dout.dtype
-    chunks = _row_chunks(xhat, rx)
-    if chunks is not None:      # on the workers of a threads() block
-        dx, dgamma, dbeta = _backward_rows_parallel(dout, rx, chunks, gamma, inv_std,
-                                                    cache["training"], need_weight_grad, m)
-    else:
-        rd = _rows(dout)
-        if rd is None:   # dout in another layout: one copy into xhat's
-            rd = np.ascontiguousarray(dout if dout.ndim == 2 else dout.transpose(0, 2, 3, 1))
-            rd = rd.reshape(-1, dout.shape[1])
-        dbeta = rd.sum(axis=0)
-        if cache["training"]:
-            dgamma = _sum_of_products(rd, rx)
-            dx = rx * dgamma                     # xhat * dgamma
-            dx += dbeta
-            dx -= rd * np.asarray(m, dtype=dt)
-            dx *= (gamma * inv_std * np.asarray(-1.0 / m, dtype=dt)).astype(dt, copy=False)
-        else:
-            dgamma = _sum_of_products(rd, rx) if need_weight_grad else None
-            dx = rd * (gamma * inv_std).astype(dt, copy=False)
+    x, mu, inv_std, gamma, m = cache["x"], cache["mu"], cache["inv_std"], cache["gamma"], cache["m"]
+    if dout.shape != x.shape:
+        raise ValueError(f"dout has shape {dout.shape}, the forward output had {x.shape}")
+    training = cache["training"]
+    rx = _rows(x)
+    chunks = _row_chunks(x, rx)
+    rd, copy_rows = _dout_rows(dout, rx, chunks)
+    dt = np.result_type(rd, rx)
+    c = rx.shape[1]
+    step = _block_rows(c, np.dtype(dt).itemsize)
+    mu_c = np.asarray(mu).astype(dt, copy=False)
+    dgamma = dbeta = None
+    if training or need_weight_grad:
+        def sums(worker, my_chunks):
+            ones, tmp, parts = np.ones(step, dtype=dt), np.empty((step, c), dtype=dt), []
+            for r0, r1 in my_chunks:
+                if copy_rows is not None:
+                    copy_rows(r0, r1)
+                for b0, b1 in _blocks(r0, r1, step):
+                    n, d = b1 - b0, rd[b0:b1]
+                    t = np.multiply(rx[b0:b1], d, out=tmp[:n])
+                    db = ones[:n] @ d
+                    parts.append((db, ones[:n] @ t - mu_c * db))   # sum of dout * (x - mu)
+            return parts
+        parts = [p for worker in _run(sums, chunks, rx.shape[0]) for p in worker]
+        dbeta64 = np.sum([p[0] for p in parts], axis=0, dtype=np.float64)
+        dgamma64 = np.sum([p[1] for p in parts], axis=0, dtype=np.float64) * inv_std
+        dgamma, dbeta = dgamma64.astype(dt), dbeta64.astype(dt)
+        copy_rows = None             # rd is complete now
+    a64 = np.asarray(gamma, dtype=np.float64) * inv_std
+    a = a64.astype(dt)
+    if training:
+        b64 = -a64 * inv_std * dgamma64 / m
+        b = b64.astype(dt)
+        c0 = (-a64 * dbeta64 / m - b64 * np.asarray(mu, dtype=np.float64)).astype(dt)
+    dx = np.empty(rx.shape, dtype=dt)
+
+    def input_grad(worker, my_chunks):
+        tmp = np.empty((step, c), dtype=dt) if training else None
+        for r0, r1 in my_chunks:
+            if copy_rows is not None:
+                copy_rows(r0, r1)
+            for b0, b1 in _blocks(r0, r1, step):
+                o = np.multiply(rd[b0:b1], a, out=dx[b0:b1])
+                if training:
+                    t = np.multiply(rx[b0:b1], b, out=tmp[:b1 - b0])
+                    t += c0
+                    o += t
+    _run(input_grad, chunks, rx.shape[0])
     if not need_weight_grad:
         dgamma = dbeta = None
-    return _like(dx, xhat).astype(dt, copy=False), dgamma, dbeta
+    return _like(dx, x).astype(dout.dtype, copy=False), dgamma, dbeta
