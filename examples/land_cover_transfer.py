@@ -60,12 +60,14 @@ p.add_argument("--size", type=int, choices=(16, 32, 64), default=32,
                help="input resolution the networks see (64x64 tiles are average-pooled down; "
                     "32 keeps the pure-NumPy run within minutes)")
 p.add_argument("--seeds", type=positive_int, default=3, help="seeds per fine-tuning variant (mean and spread)")
-p.add_argument("--epochs", type=positive_int, default=None, help="epochs per fine-tuning run (default 15; 2 with --quick)")
+p.add_argument("--epochs", type=positive_int, default=None,
+               help="epochs per fine-tuning run (default 15; 2 with --quick)")
 p.add_argument("--pretrain-epochs", type=positive_int, default=None,
                help="source pretraining epochs on CIFAR-10 (default 6; 1 with --quick)")
 p.add_argument("--pretrain-n", type=positive_int, default=None,
                help="CIFAR-10 images for pretraining (default all 17,044 available; 1,000 with --quick)")
-p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate of the head (and of scratch training)")
+p.add_argument("--lr", type=positive_float, default=1e-3,
+               help="Adam learning rate of the head (and of scratch training)")
 p.add_argument("--ft-lr", type=positive_float, default=3e-4, help="Adam learning rate of unfrozen base blocks")
 p.add_argument("--patience", type=positive_int, default=5, help="EarlyStopping patience (val_loss)")
 p.add_argument("--source-cache", default=None,
@@ -359,7 +361,8 @@ means = [stats([r["val_acc"] for r in q2[v]]) for v in VARIANTS]
 plot_bar(VARIANTS, [m for m, _ in means], errors=[s for _, s in means], path=out / "variants.png",
          ylabel="validation accuracy", title=f"mean ± sd over {len(SEEDS)} seed(s)")
 
-table_q2 = ["| variant | train acc | val acc (mean ± sd) | best val acc | best epoch | epochs run | trainable params | s/run |",
+table_q2 = ["| variant | train acc | val acc (mean ± sd) | best val acc | best epoch | epochs run "
+            "| trainable params | s/run |",
             "|---|---|---|---|---|---|---|---|"]
 for v in VARIANTS:
     rs = q2[v]
@@ -415,7 +418,8 @@ lines += ["Confusion heat maps: " + ", ".join(f"`{f}`" for f in figs), "",
           "Progressive unfreezing events (seed %d): %s" % (SEEDS[0], q2["progressive"][0]["unfreezing_events"]), "",
           "Model summary (blocks 4+5 unfrozen; all base blocks frozen: "
           f"{summary_frozen['trainable']:,} trainable / {summary_frozen['non_trainable']:,} non-trainable):", "",
-          "```", summary_text, "```", "", "Figures: `variants.png`, `history_progressive.png`, `lr_progressive.png`.", "",
+          "```", summary_text, "```", "",
+          "Figures: `variants.png`, `history_progressive.png`, `lr_progressive.png`.", "",
           "## 4. Q3: ensemble of the three fine-tuned models", ""] + table_q3 + [
           "", "Pairwise disagreement (fraction of validation images, mean over seeds):", ""] + table_dis + [
           "", "### Majority-vote ensemble (last seed)", "", ens_reports["majority vote"].to_markdown(), "",

@@ -50,7 +50,8 @@ def test_module_list_registers_parameters():
 
 
 def test_model_summary_method_with_or_without_batch_axis():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10, rng=0))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=0), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 28 * 28, 10, rng=0))
     lines = []
     a = model.summary((1, 28, 28), print_fn=lines.append)
     b = model.summary((None, 1, 28, 28), print_fn=lambda s: None)

@@ -71,7 +71,8 @@ def _range(v, name: str, centre: float = None, lower: float = None) -> Tuple[flo
             and all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in v)):
         lo, hi = float(v[0]), float(v[1])
         if lo > hi or (lower is not None and lo < lower):
-            raise ValueError(f"{name} range must satisfy {lower if lower is not None else '-inf'} <= lo <= hi, got {v!r}")
+            low = lower if lower is not None else "-inf"
+            raise ValueError(f"{name} range must satisfy {low} <= lo <= hi, got {v!r}")
         return lo, hi
     raise ValueError(f"{name} must be a number or a (lo, hi) pair, got {v!r}")
 
