@@ -9,6 +9,7 @@ import numpy as np
 
 from ._checks import check_finite_vector, check_real
 from . import kernels
+from .functional import contrastive as FC
 from .functional import losses as FL
 
 
@@ -95,3 +96,42 @@ class BCEWithLogits(Loss):
 
     def _compute(self, logits, target):
         return FL.bce_with_logits(logits, target)
+
+
+class NTXent(Loss):
+    """SimCLR's NT-Xent on stacked views z: (2N, D) (``target`` is unused: pass None).
+
+    Mean over the 2N anchors of -log softmax of the positive among the 2N - 1 other views
+    (cosine similarities / temperature; kernel ``functional.contrastive.nt_xent``).
+    Identical embeddings give log(2N - 1).
+    """
+
+    def __init__(self, temperature: float = 0.1):
+        super().__init__()
+        self.temperature = check_real(temperature, "temperature", lo=0.0, lo_open=True)
+
+    def _compute(self, z, target=None):
+        return FC.nt_xent(z, self.temperature)
+
+
+class BYOLLoss(Loss):
+    """BYOL's symmetric 2 - 2 cos loss: pred = online predictions [p1; p2] (2N, D), target =
+    target-network projections [t1; t2] (2N, D), treated as constants (no gradient; p1 is
+    paired with t2, p2 with t1). Sum of the two directions' means, in [0, 8]."""
+
+    def _compute(self, p, t):
+        return FC.byol_loss(p, t)
+
+
+class BarlowTwinsLoss(Loss):
+    """Barlow Twins on stacked views z: (2N, D) (``target`` unused): sum (1 - c_ii)^2 +
+    lambd sum_{i != j} c_ij^2 of the cross-correlation of the per-view batch-standardised
+    embeddings (biased variance plus eps, as batch norm). Default lambd = 5e-3."""
+
+    def __init__(self, lambd: float = 5e-3, eps: float = 1e-5):
+        super().__init__()
+        self.lambd = check_real(lambd, "lambd", lo=0.0)
+        self.eps = check_real(eps, "eps", lo=0.0, lo_open=True)
+
+    def _compute(self, z, target=None):
+        return FC.barlow_twins(z, self.lambd, self.eps)

@@ -15,7 +15,7 @@ import nnlite.nn as nn
 from nnlite import losses, metrics
 from nnlite.data import one_hot, stratified_split, stratified_subset, to_float_nchw
 from nnlite.data.formats import read_cifar_python_batch, read_idx, read_npz
-from nnlite.optim import (SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, LambdaDecay,
+from nnlite.optim import (LARS, SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, LambdaDecay,
                           MultiplicativeDecay, MultiStepLR, ReduceLROnPlateau, RMSprop, StepLR, WarmupCosine,
                           clip_grad_norm, l2_penalty)
 from nnlite.sweep import ResultsWriter, Study, read_results, run_study
@@ -171,6 +171,8 @@ ROWS = [
     ("Adam(eps=-1)", lambda: Adam(params(), eps=-1.0), ValueError, "eps"),
     ("AdamW(weight_decay=nan)", lambda: AdamW(params(), weight_decay=float("nan")), ValueError, "weight_decay"),
     ("RMSprop(alpha=2)", lambda: RMSprop(params(), alpha=2.0), ValueError, "alpha"),
+    ("LARS(eta=0)", lambda: LARS(params(), lr=0.1, eta=0.0), ValueError, "eta"),
+    ("LARS(momentum=1)", lambda: LARS(params(), lr=0.1, momentum=1.0), ValueError, "momentum"),
     ("optimizer.load_state_dict(path)", lambda: opt().load_state_dict("opt.npz"), TypeError,
      "expects a dict of arrays, got str"),
     ("optimizer.check_state_dict(None)", lambda: opt().check_state_dict(None), TypeError,

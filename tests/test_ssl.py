@@ -1,0 +1,166 @@
+"""nnlite.ssl: augmentation, encoders and heads, the pre-training loop, evaluation tools."""
+import numpy as np
+import pytest
+
+from nnlite import optim, ssl
+
+
+# ----------------------------------------------------------------------------------- augment
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_augment_reproducible_dtype_range(dtype):
+    x = np.random.default_rng(0).random((8, 3, 16, 16)).astype(dtype)
+    aug = ssl.simclr_imagenet(rotation=15, noise_p=0.5)
+    a1, a2 = aug.two_views(x, np.random.default_rng(7))
+    b1, b2 = aug.two_views(x, np.random.default_rng(7))
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert a1.dtype == dtype and a1.shape == x.shape
+    assert a1.min() >= 0 and a1.max() <= 1
+    assert not np.allclose(a1, a2)                            # two different views
+    c1, _ = aug.two_views(x, np.random.default_rng(8))
+    assert not np.allclose(a1, c1)
+
+
+def test_augment_identity_settings_leave_images_unchanged():
+    x = np.random.default_rng(1).random((4, 3, 8, 8)).astype(np.float32)
+    ident = ssl.Augment(crop_scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, gray_p=0.0)
+    np.testing.assert_allclose(ident(x, 0), x, atol=1e-6)
+    flip = ssl.Augment(crop_scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0, jitter_p=0.0, gray_p=0.0)
+    np.testing.assert_allclose(flip(x, 0), x[..., ::-1], atol=1e-6)
+    gray = ssl.Augment(crop_scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, gray_p=1.0)(x, 0)
+    np.testing.assert_allclose(gray[:, 0], gray[:, 1], atol=1e-6)
+
+
+def test_blur_preserves_constant_images_and_smooths():
+    x = np.full((2, 1, 9, 9), 0.3)
+    np.testing.assert_allclose(ssl.gaussian_blur(x, np.array([0.5, 2.0])), 0.3)
+    d = np.zeros((1, 1, 9, 9))
+    d[0, 0, 4, 4] = 1
+    out = ssl.gaussian_blur(d, np.array([1.0]), size=3)
+    assert out[0, 0, 4, 4] < 1 and out.sum() == pytest.approx(1.0)
+
+
+def test_augment_bad_arguments():
+    with pytest.raises(ValueError, match="crop_scale"):
+        ssl.Augment(crop_scale=(0.0, 1.0))
+    with pytest.raises(ValueError, match="gray_p"):
+        ssl.Augment(gray_p=2.0)
+
+
+# ----------------------------------------------------------------------------------- models
+def test_encoders_heads_and_embed_are_deterministic():
+    x = np.random.default_rng(0).random((6, 3, 16, 16)).astype(np.float32)
+    for enc in (ssl.resnet(18, (4, 8, 8, 8), rng=0), ssl.resnet((1, 1), (4, 6), rng=0), ssl.small_cnn((4, 8), rng=0)):
+        h = enc.forward(x)
+        assert h.shape == (6, enc.out_features) and h.dtype == np.float32
+        e1, e2 = ssl.embed(enc, x, batch_size=4), ssl.embed(enc, x, batch_size=6)
+        np.testing.assert_allclose(e1, e2, rtol=1e-5, atol=1e-6)   # batched = unbatched in eval mode
+        assert enc.training                                       # mode restored
+    r34 = ssl.resnet(34, (2, 2, 2, 2), rng=0)
+    assert sum(1 for _ in r34.layers) == 3 + 16 + 1               # stem, 3+4+6+3 blocks, pooling
+    head = ssl.mlp_head(8, 16, 4, rng=0)
+    assert head.forward(np.ones((3, 8), np.float32)).shape == (3, 4)
+    with pytest.raises(ValueError, match="depth"):
+        ssl.resnet(50)
+
+
+def test_save_embeddings(tmp_path):
+    e, y = np.ones((3, 2), np.float32), np.arange(3)
+    ssl.save_embeddings(tmp_path / "e.npz", e, y)
+    with np.load(tmp_path / "e.npz") as f:
+        np.testing.assert_array_equal(f["embeddings"], e)
+        np.testing.assert_array_equal(f["labels"], y)
+
+
+# ----------------------------------------------------------------------------------- training
+@pytest.mark.parametrize("name", ["simclr", "byol", "barlow"])
+def test_pretrain_runs_and_byol_target_gets_no_gradient(name):
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 3, 8, 8)).astype(np.float32)
+    enc = ssl.small_cnn((4, 8), rng=0)
+    proj = ssl.mlp_head(8, 16, 8, rng=1)
+    if name == "simclr":
+        method = ssl.SimCLR(enc, proj, 0.5)
+    elif name == "barlow":
+        method = ssl.BarlowTwins(enc, proj)
+    else:
+        method = ssl.BYOL(enc, proj, ssl.mlp_head(8, 16, 8, rng=2))
+        t_before = [p.data.copy() for p in method.target_encoder.parameters()]
+    before = [p.data.copy() for p in enc.parameters()]
+    opt = optim.LARS(method.parameters(), lr=0.5) if name == "barlow" else optim.AdamW(method.parameters(), lr=1e-2)
+    hist = ssl.pretrain(method, x, 2, 16, opt, ssl.simclr_cifar(), rng=0, max_steps=3)
+    assert hist["total_steps"] == 3 and hist["stopped"] == "max_steps" and np.isfinite(hist["loss"]).all()
+    assert any(not np.allclose(b, p.data) for b, p in zip(before, enc.parameters()))
+    if name == "byol":
+        assert all(not p.trainable and not np.any(p.grad) for p in method.target_encoder.parameters())
+        tau = method.tau
+        assert ssl.cosine_tau(3, 3) == tau == 1.0                  # the last step of the schedule
+        assert any(not np.allclose(b, p.data) for b, p in zip(t_before, method.target_encoder.parameters()))
+
+
+def test_pretrain_reproducible():
+    def run():
+        x = np.random.default_rng(0).random((16, 3, 8, 8)).astype(np.float32)
+        enc = ssl.small_cnn((4,), rng=0)
+        m = ssl.SimCLR(enc, ssl.mlp_head(4, 8, 4, rng=1))
+        ssl.pretrain(m, x, 1, 8, optim.SGD(m.parameters(), lr=0.1), ssl.simclr_cifar(), rng=3)
+        return [p.data.copy() for p in enc.parameters()]
+    for a, b in zip(run(), run()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def test_knn_on_toy_embedding_with_known_neighbours():
+    bank = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0]], dtype=np.float64)
+    y = np.array([0, 0, 1, 1, 2])
+    q = np.array([[1, 0.05], [0.05, 1], [-1, 0.1]])
+    np.testing.assert_array_equal(ssl.knn_predict(bank, y, q, k=1), [0, 1, 2])
+    np.testing.assert_array_equal(ssl.knn_predict(bank, y, q, k=2), [0, 1, 2])
+    # weights: with k = 5 the closest neighbours dominate through exp(sim / 0.1)
+    np.testing.assert_array_equal(ssl.knn_predict(bank, y, q, k=5, temperature=0.1), [0, 1, 2])
+    # a vote the weights decide: query nearer the single class-2 point than to two far class-0 points
+    bank2 = np.array([[1, 0], [1, 0.05], [0.2, 1]])
+    assert ssl.knn_predict(bank2, np.array([2, 2, 5]), np.array([[0.25, 1]]), k=3, temperature=0.05)[0] == 5
+    assert ssl.knn_accuracy(bank, y, q, np.array([0, 1, 0]), k=1) == pytest.approx(2 / 3)
+    idx, sim = ssl.retrieve(q[:1], bank, k=2)
+    np.testing.assert_array_equal(idx, [[0, 1]])
+    assert sim[0, 0] > sim[0, 1]
+
+
+def test_linear_probe_separates_a_separable_set():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 10)) * 4
+    y = rng.integers(0, 4, 400)
+    x = centres[y] + rng.standard_normal((400, 10))
+    acc, pred, layer = ssl.linear_probe(x[:300], y[:300], x[300:], y[300:], epochs=30, rng=0)
+    assert acc >= 0.98 and pred.shape == (100,)
+    acc_shuffled, _, _ = ssl.linear_probe(x[:300], rng.permutation(y[:300]), x[300:], y[300:], epochs=30, rng=0)
+    assert acc_shuffled < 0.6
+
+
+def test_kmeans_purity_silhouette():
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 10
+    y = np.repeat(np.arange(3), 30)
+    x = centres[y] + rng.standard_normal((90, 3)) * 0.3
+    _, lab = ssl.kmeans(x, 3, rng=0)
+    assert ssl.cluster_purity(y, lab) == 1.0
+    assert ssl.cluster_purity(y, np.zeros(90, dtype=int)) == pytest.approx(1 / 3)
+    s = ssl.silhouette(x, y, metric="euclidean")
+    sklearn = pytest.importorskip("sklearn.metrics")
+    assert s == pytest.approx(sklearn.silhouette_score(x, y), rel=1e-10)
+    assert ssl.silhouette(x, y) == pytest.approx(sklearn.silhouette_score(x, y, metric="cosine"), rel=1e-10)
+
+
+def test_ood_split_has_no_class_overlap():
+    ind, ood = ssl.ood_class_split(200, 100, rng=3)
+    assert len(ind) == len(ood) == 100
+    assert not set(ind) & set(ood) and set(ind) | set(ood) == set(range(200))
+    ind2, _ = ssl.ood_class_split(200, 100, rng=3)
+    np.testing.assert_array_equal(ind, ind2)
+
+
+def test_tsne_shape():
+    pytest.importorskip("sklearn")
+    e = np.random.default_rng(0).standard_normal((30, 5))
+    assert ssl.tsne(e, rng=0).shape == (30, 2)
