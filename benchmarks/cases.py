@@ -490,6 +490,24 @@ def run_kernels(cfg, torch):
         rows.append(_row("kernels", f"softmax cross-entropy ({n},{c}) loss+grad", cmp,
                          {"nnlite/torch": _ratio(cmp, "nnlite", "torch")} if torch is not None else {}))
 
+    # NT-Xent (SimCLR's contrastive loss) on 2N = 512 projections of width 128, loss + gradient
+    from nnlite.functional.contrastive import nt_xent
+    z = rng.standard_normal((512, 128), dtype=np.float32)
+    cont = {"nnlite": lambda: nt_xent(z, 0.1)}
+    if torch is not None:
+        zt = torch.from_numpy(z).requires_grad_(True)
+
+        def t_ntxent():
+            u = f.normalize(zt, dim=1)
+            s = u @ u.T / 0.1
+            s = s.masked_fill(torch.eye(512, dtype=torch.bool), float("-inf"))
+            loss = f.cross_entropy(s, (torch.arange(512) + 256) % 512)
+            return torch.autograd.grad(loss, zt)
+        cont["torch"] = t_ntxent
+    cmp = compare("nt-xent 512x128", cont, repeats=cfg.repeats, target_s=cfg.target_s)
+    rows.append(_row("kernels", "NT-Xent (2N=512, D=128) loss+grad", cmp,
+                     {"nnlite/torch": _ratio(cmp, "nnlite", "torch")} if torch is not None else {}))
+
     # dense
     for n, din, dout_ in ([(128, 3136, 128), (128, 4096, 256)] if not cfg.quick else [(128, 3136, 128)]):
         x = rng.standard_normal((n, din), dtype=np.float32)
