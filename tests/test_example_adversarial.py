@@ -73,16 +73,35 @@ def check_adversarial_metrics(m: dict, n_eps_min: int):
 @needs_data
 def test_adversarial_mnist_quick(tmp_path):
     out = tmp_path / "adv"
-    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out, "--seed", "3")
+    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out, "--seed", "3",
+            "--eval", "ensemble")
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     check_adversarial_metrics(m, n_eps_min=3)
+    # --quick: the PGD step is sized from eps (2.5 eps / steps) and PGD attacks the FGSM images
+    assert m["pgd_step"] is None and m["n_pgd"] > 0
+    for model in ("standard", "robust"):
+        r = m[model]
+        assert r["fgsm_accuracy_pgd_images"][0] == r["pgd_accuracy"][0], "clean points differ"
+        assert r["pgd_accuracy"][-1] <= r["fgsm_accuracy_pgd_images"][-1] + 0.05, "PGD weaker than FGSM"
+    # the worst-case evaluation: ensemble log, masking checks, minimal perturbations
+    ens = m["ensemble"]
+    for model in ("standard", "robust"):
+        e = ens[model]
+        assert e["attacks"] == ["apgd-ce", "apgd-dlr", "square"]
+        assert e["robust_accuracy"] <= min(e["accuracy_after"].values()) + 1e-12 <= e["clean_accuracy"]
+        assert set(e["masking"]["checks"]) == {"monotone_in_eps", "zero_at_large_eps", "more_steps_restarts",
+                                               "gradient_free_not_better"}
+        assert "deepfool" in ens["minimal"][model] and "cw" in ens["minimal"][model]
+    assert ens["standard"]["robust_accuracy"] < ens["standard"]["clean_accuracy"]
     assert m["dataset"] == "mnist" and "MNIST" in m["data"] and m["seed"] == 3 and m["quick"] is True
     st = m["standard"]
     assert st["clean_accuracy"] > 0.5, "the quick MNIST CNN should learn something in one epoch"
     assert st["fgsm_accuracy"][-1] < st["fgsm_accuracy"][0], "FGSM did not lower the accuracy"
     report = check_report(out, m)
-    assert "Not SVHN" in report and "mnist" in report
+    assert "Not SVHN" in report and "mnist" in report and "smoke test" in report.lower()
+    assert "Worst-case robust accuracy" in report and "Gradient-masking checks" in report
+    assert "minimal_norms" in m["figures"]
     for part in ("## Part 1", "## Part 2", "## Part 3"):
         assert part in report
     assert report.index("## Part 1") < report.index("## Part 2") < report.index("## Part 3")
@@ -118,6 +137,21 @@ def test_adversarial_svhn_missing_stops_with_advice(tmp_path):
     assert not (out / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-3"), ("--eps", "1.5"),
+                                        ("--ratio", "2"), ("--adv-recipe", "weak"), ("--eval", "all"),
+                                        ("--seed", "-1"), ("--ensemble-n", "0"), ("--pgd-step", "nan")])
+def test_adversarial_rejects_bad_flags(tmp_path, flag, value):
+    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", tmp_path / "a", flag, value, timeout=60)
+    assert p.returncode == 2 and flag in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "a").exists()
+
+
+def test_adversarial_help_shows_description_and_defaults():
+    p = run("adversarial_svhn.py", "--help", timeout=60)
+    assert p.returncode == 0
+    assert "SVHN report" in p.stdout and "(default: strong)" in p.stdout and "(default: 1000)" in p.stdout
+
+
 def _write_svhn_mat(path: Path, n: int, rng):
     """A small SVHN-format file: X (32, 32, 3, N) uint8, y (N, 1) labels 1..10 (10 = digit 0).
     Each class has its own mean colour, so the task is learnable."""
@@ -139,19 +173,25 @@ def test_adversarial_svhn_official_mat_files(tmp_path):
     _write_svhn_mat(sv / "train_32x32.mat", 300, rng)
     _write_svhn_mat(sv / "test_32x32.mat", 100, rng)
     out = tmp_path / "adv"
-    p = run("adversarial_svhn.py", "--data", sv, "--quick", "--out", out)
+    p = run("adversarial_svhn.py", "--data", sv, "--quick", "--out", out, "--adv-recipe", "report")
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     check_adversarial_metrics(m, n_eps_min=3)
     assert m["dataset"] == "svhn" and "train_32x32.mat" in m["data"]
     assert m["n_train"] == 300 and m["n_test"] == 100
+    # the report's recipe: FGSM 0.1 on half of each batch; confusion matrix on the whole test set
+    at = m["adversarial_training"]
+    assert m["recipe"] == "report" and at["attack"] == "fgsm" and at["eps"] == 0.1 and at["ratio"] == 0.5
+    assert m["eps_confusion"] == 0.1 and m["n_attack"] == m["n_test"]
     report = check_report(out, m)
-    assert "Not SVHN" not in report
+    assert "Not SVHN" not in report and "10.21%" in report and "80.90%" in report
 
 
 @needs_data
 def test_fooling_images_quick(tmp_path):
     out = tmp_path / "fool"
+    # the report's part-3 MLP (plain SGD) is only weakly trained in --quick: 300 steps of 0.02
+    # (at most L2 6.0) fool most images, the default 100 about a third
     p = run("fooling_images.py", "--quick", "--out", out, "--target", "automobile", "--max-steps", "300",
             "--step-size", "0.1")   # the part-3 MLP after 5 quick epochs needs longer steps
     assert p.returncode == 0, p.stderr[-3000:]
@@ -178,5 +218,6 @@ def test_fooling_images_quick(tmp_path):
 def test_fooling_rejects_unknown_target(tmp_path):
     p = run("fooling_images.py", "--quick", "--out", tmp_path / "f", "--target", "unicorn",
             "--data", tmp_path, timeout=60)
+    assert p.returncode != 0
     assert p.returncode == 2 and "argument --target" in p.stderr and "automobile" in p.stderr
     assert not (tmp_path / "f" / "metrics.json").exists()

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_float_array, check_labels
-from .fgsm import AttackResult, _clip, check_classes, check_clip, check_eps, make_result
-from .gradients import _check_batch_size, _check_logits, _raw_gradient, model_eval_state
-from .pgd import _TINY, _check_positive_int, _flat_norm
+from .base import (TINY, AttackResult, check_batch_size, check_classes, check_clip, check_eps,
+                   check_logits, check_positive_int, clip_, flat_norm, make_result,
+                   model_eval_state, raw_gradient)
 
 __all__ = ["FoolingResult", "fooling_image", "fooling_images"]
 
@@ -54,9 +54,9 @@ def fooling_images(model, x, target_class, *, step_size: float, max_steps: int =
     """
     check_float_array(x, "x")
     step_size = check_eps(step_size, "step_size")
-    max_steps = _check_positive_int(max_steps, "max_steps", minimum=0)
+    max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
     bounds = check_clip(clip, x)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     n = x.shape[0]
     x_adv = np.array(x, copy=True)
     pred_clean = np.empty(n, dtype=np.int64)
@@ -71,7 +71,7 @@ def fooling_images(model, x, target_class, *, step_size: float, max_steps: int =
             m = xb.shape[0]
             sl = slice(s, s + m)
             logits = model.forward(xb)
-            _check_logits(logits, xb)
+            check_logits(logits, xb)
             targets[sl] = check_labels(tvec[sl], m, logits.shape[1], "target_class")
             pred_clean[sl] = logits.argmax(axis=1)
             active = np.arange(m)
@@ -79,7 +79,7 @@ def fooling_images(model, x, target_class, *, step_size: float, max_steps: int =
                 if it == max_steps:                # out of budget: only check the prediction
                     logits, g = model.forward(xb[active]), None
                 else:                              # the gradient's forward pass gives pred too
-                    g, logits = _raw_gradient(model, xb[active], target_class=targets[sl][active])
+                    g, logits = raw_gradient(model, xb[active], target_class=targets[sl][active])
                 pred = logits.argmax(axis=1)
                 pred_adv[s + active] = pred
                 hit = pred == targets[sl][active]
@@ -88,9 +88,9 @@ def fooling_images(model, x, target_class, *, step_size: float, max_steps: int =
                 if g is None or active.size == 0:
                     break
                 g = g[keep]
-                gn = _flat_norm(g)
-                unit = np.where(gn > _TINY, g / np.maximum(gn, _TINY), 0.0).astype(x.dtype)
-                xb[active] = _clip(xb[active] + a * unit, bounds)
+                gn = flat_norm(g)
+                unit = np.where(gn > TINY, g / np.maximum(gn, TINY), 0.0).astype(x.dtype)
+                xb[active] = clip_(xb[active] + a * unit, bounds)
                 steps[s + active] += 1
     return make_result(x, x_adv, pred_clean, pred_adv, pred_clean.copy(), targets, "fooling", step_size,
                        "2", steps=steps)

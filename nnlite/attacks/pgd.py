@@ -25,88 +25,36 @@ earlier restart. The final iterate of each run is used (no best-iterate tracking
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._checks import as_generator, check_labels
-from .fgsm import AttackResult, _clip, check_attack_args, check_eps, empty_outputs, make_result
-from .gradients import _check_logits, _raw_gradient, model_eval_state, per_example_cross_entropy
+from .._checks import as_generator
+from .base import (TINY, AttackResult, check_attack_args, check_eps, clean_batches, check_norm,
+                   check_positive_int, clip_, empty_outputs, flat_norm, make_result,
+                   model_eval_state, project, random_start_delta, raw_gradient)
+from .gradients import per_example_cross_entropy
 
 __all__ = ["pgd", "random_start_delta", "project"]
-
-_TINY = 1e-12
-
-
-def _flat_norm(v: np.ndarray) -> np.ndarray:
-    """Per-example L2 norm (float64), shaped to broadcast against v: (N, 1, 1, ...)."""
-    n = np.sqrt((v.reshape(v.shape[0], -1).astype(np.float64) ** 2).sum(axis=1))
-    return n.reshape((-1,) + (1,) * (v.ndim - 1))
-
-
-def random_start_delta(shape, eps: float, norm: str, rng, dtype=np.float32) -> np.ndarray:
-    """A random initial perturbation, uniform in the eps ball of ``norm`` ("inf" or "2").
-
-    shape: (N, ...) -> array of that shape and ``dtype``. L-inf: U[-eps, eps] per coordinate.
-    L2: uniform in the ball: normalized Gaussian direction times eps * U^(1/d), d = prod(shape[1:]).
-    """
-    rng = as_generator(rng)
-    if norm == "inf":
-        return rng.uniform(-eps, eps, size=shape).astype(dtype)
-    n = shape[0]
-    d = int(np.prod(shape[1:]))
-    u = rng.standard_normal(shape)
-    u /= np.maximum(_flat_norm(u), _TINY)
-    radius = eps * rng.random(n) ** (1.0 / max(d, 1))
-    return (u * radius.reshape((-1,) + (1,) * (len(shape) - 1))).astype(dtype)
-
-
-def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
-    """Project each example of delta (N, ...) onto the ``norm`` ball of radius eps (in place).
-
-    L-inf: clip to [-eps, eps]. L2: scale by min(1, eps / ||delta||_2) per example.
-    """
-    if norm == "inf":
-        return np.clip(delta, -eps, eps, out=delta)
-    factor = np.minimum(1.0, eps / np.maximum(_flat_norm(delta), _TINY))
-    delta *= factor.astype(delta.dtype)
-    return delta
-
-
-def _check_norm(norm) -> str:
-    norm = str(norm).lower()
-    aliases = {"inf": "inf", "linf": "inf", "l-inf": "inf", "2": "2", "l2": "2"}
-    if norm not in aliases:
-        raise ValueError(f"norm must be 'inf' or '2', got {norm!r}")
-    return aliases[norm]
-
-
-def _check_positive_int(v, name, minimum=1):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
-    return int(v)
-
 
 def _run(model, x0, labels, target, eps, step_size, steps, norm, random_start, bounds, rng):
     """One PGD run on a chunk; returns the final iterate (model already in eval state)."""
     dtype = x0.dtype
     if random_start:
         delta = random_start_delta(x0.shape, eps, norm, rng, dtype)
-        x = _clip(x0 + delta, bounds)
+        x = clip_(x0 + delta, bounds)
     else:
         x = x0.copy()
     a = np.asarray(step_size, dtype=dtype)
     sign = -1 if target is not None else 1
     for _ in range(steps):
-        g, _ = _raw_gradient(model, x, y=target if target is not None else labels)
+        g, _ = raw_gradient(model, x, y=target if target is not None else labels)
         if norm == "inf":
             x = x + (sign * a) * np.sign(g)
         else:
-            gn = _flat_norm(g)
-            unit = np.where(gn > _TINY, g / np.maximum(gn, _TINY), 0.0).astype(dtype)
+            gn = flat_norm(g)
+            unit = np.where(gn > TINY, g / np.maximum(gn, TINY), 0.0).astype(dtype)
             x = x + (sign * a) * unit
         delta = project(x - x0, eps, norm)
-        x = _clip(x0 + delta, bounds)
+        x = clip_(x0 + delta, bounds)
     return x
 
 
@@ -132,9 +80,9 @@ def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bo
     eps, bounds, batch_size, y, target = check_attack_args(x, y, eps, targeted, target, clip,
                                                            batch_size)
     step_size = check_eps(step_size, "step_size")
-    steps = _check_positive_int(steps, "steps", minimum=0)
-    restarts = _check_positive_int(restarts, "restarts")
-    norm = _check_norm(norm)
+    steps = check_positive_int(steps, "steps", minimum=0)
+    restarts = check_positive_int(restarts, "restarts")
+    norm = check_norm(norm)
     if restarts > 1 and not random_start:
         raise ValueError(f"restarts={restarts} needs random_start=True (without a random start "
                          "every restart is identical)")
@@ -142,16 +90,8 @@ def pgd(model, x, y=None, *, eps, step_size, steps, norm="inf", random_start: bo
     n = x.shape[0]
     x_adv, pred_clean, pred_adv, labels = empty_outputs(x)
     with model_eval_state(model):
-        for s in range(0, n, batch_size):
-            x0 = x[s:s + batch_size]
-            m = x0.shape[0]
-            sl = slice(s, s + m)
-            logits = model.forward(x0)
-            _check_logits(logits, x0)
-            c = logits.shape[1]
-            pred_clean[sl] = logits.argmax(axis=1)
-            labels[sl] = pred_clean[sl] if y is None else check_labels(y[sl], m, c)
-            tb = None if target is None else check_labels(target[sl], m, c, "target")
+        for sl, x0, logits, tb in clean_batches(model, x, y, target, batch_size, pred_clean, labels):
+            m, c = logits.shape
             if eps == 0 or steps == 0 and not random_start:
                 x_adv[sl] = x0
                 pred_adv[sl] = pred_clean[sl]

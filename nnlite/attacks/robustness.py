@@ -2,7 +2,8 @@
 
 * :func:`accuracy_vs_eps`, :func:`adversarial_confusion_matrix`: numbers.
 * :func:`plot_accuracy_vs_eps`, :func:`plot_adversarial_grid`, :func:`plot_adversarial_pairs`,
-  :func:`plot_perturbation`: PNG figures (matplotlib's object API, no pyplot; written to a
+  :func:`plot_perturbation`, :func:`plot_attack_comparison`, :func:`plot_minimal_norms`: PNG
+  figures (matplotlib's object API, no pyplot; written to a
   temporary file in the target folder then moved into place with ``os.replace``).
 * :func:`make_adversarial_batch`, :class:`AdversarialTraining`: adversarial training.
 
@@ -24,7 +25,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .._checks import as_generator, check_float_array
-from .fgsm import AttackResult, check_classes, check_eps, fgsm, perturbation_norms
+from .base import AttackResult, check_classes, check_eps, perturbation_norms
+from .fgsm import fgsm
 from .gradients import predict
 from .pgd import pgd
 
@@ -32,7 +34,8 @@ from ..train.callbacks import Callback
 
 __all__ = ["run_attack", "accuracy_vs_eps", "adversarial_confusion_matrix",
            "plot_accuracy_vs_eps", "plot_adversarial_grid", "plot_adversarial_pairs",
-           "plot_perturbation", "make_adversarial_batch", "AdversarialTraining",
+           "plot_perturbation", "plot_attack_comparison", "plot_minimal_norms",
+           "make_adversarial_batch", "AdversarialTraining",
            "RobustValidation"]
 
 _ATTACKS = ("fgsm", "pgd")
@@ -226,6 +229,65 @@ def plot_accuracy_vs_eps(results, path, title: str = "Accuracy under attack",
     return _save_atomic(fig, path)
 
 
+_MODEL_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:gray")
+_ATTACK_STYLES = (("-", "o", 7), ("--", "s", 5), (":", "^", 4), ("-.", "D", 3))
+
+
+def plot_attack_comparison(curves, path, title: str = "Accuracy under attack",
+                           xlabel: str = "eps (input units)") -> str:
+    """Accuracy vs eps of several models under several attacks, saved as a PNG at ``path``.
+
+    curves: {model: {attack: {eps: accuracy}}}. Colour = model, line style and marker =
+    attack (markers of decreasing size, hollow, so coinciding curves stay visible), legend
+    outside the axes (off the data). Returns the path.
+    """
+    if not isinstance(curves, dict) or not curves or not all(isinstance(v, dict) and v for v in curves.values()):
+        raise ValueError("curves must be a non-empty dict {model: {attack: {eps: accuracy}}}")
+    attacks = list(dict.fromkeys(a for per in curves.values() for a in per))
+    if len(curves) > len(_MODEL_COLOURS) or len(attacks) > len(_ATTACK_STYLES):
+        raise ValueError(f"at most {len(_MODEL_COLOURS)} models and {len(_ATTACK_STYLES)} attacks per figure")
+    fig = _figure(7, 3.8)
+    ax = fig.add_axes([0.1, 0.14, 0.56, 0.76])
+    for i, (model_name, per) in enumerate(curves.items()):
+        for attack, curve in per.items():
+            ls, marker, size = _ATTACK_STYLES[attacks.index(attack)]
+            eps = sorted(curve)
+            ax.plot(eps, [curve[e] for e in eps], color=_MODEL_COLOURS[i], linestyle=ls, marker=marker,
+                    markersize=size, markerfacecolor="none", linewidth=1.6, label=f"{model_name}, {attack}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+              title="colour: model\nline: attack", title_fontsize=8)
+    return _save_atomic(fig, path)
+
+
+def plot_minimal_norms(norms_by_attack, path, title: str = "Minimal adversarial perturbations",
+                       xlabel: str = "L2 norm of the perturbation (input units)") -> str:
+    """Histograms (step outlines) of per-example minimal perturbation norms, e.g. from
+    ``carlini_wagner`` and ``deepfool`` (``AttackResult.perturbation_l2`` of the successes).
+
+    norms_by_attack: {attack: (K,) norms}. Returns the path.
+    """
+    if not isinstance(norms_by_attack, dict) or not norms_by_attack:
+        raise ValueError("norms_by_attack must be a non-empty dict {attack: norms}")
+    fig = _figure(7.5, 3.6)
+    ax = fig.add_axes([0.08, 0.15, 0.55, 0.75])
+    allv = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in norms_by_attack.values()])
+    bins = np.linspace(0, max(float(allv.max()) if allv.size else 1.0, 1e-6), 30)
+    for (name, v), colour in zip(norms_by_attack.items(), _MODEL_COLOURS):
+        v = np.asarray(v, dtype=np.float64).ravel()
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.8, color=colour,
+                label=f"{name}\nmedian {np.median(v):.3g}, {v.size} images" if v.size else f"{name}\n(none found)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return _save_atomic(fig, path)
+
+
 def _row_results(results, eps_list) -> list:
     """``results`` (None, a sequence aligned with eps_list, or a dict {eps: AttackResult})
     -> a list aligned with eps_list, None where no result is given."""
@@ -248,8 +310,8 @@ def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: 
                           class_names=None, image_shape=None, rng=None, *, results=None, **kw) -> str:
     """Grid of adversarial images: rows = eps (first eps may be 0: clean), cols = examples.
 
-    x: (K, ...) the examples to show, y: (K,) true labels. Each cell is titled with the
-    prediction on the perturbed image (red when wrong). Options as :func:`run_attack`
+    x: (K, ...) the examples to show, y: (K,) true labels. Each cell is titled with the true
+    label and the prediction on the perturbed image (red when wrong). Options as :func:`run_attack`
     (attack default "fgsm").
     results: AttackResults of x already computed, used instead of attacking again: a dict
     {eps: result} or a sequence aligned with eps_list (None entries are attacked as usual).
@@ -263,7 +325,7 @@ def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: 
     attack = attack or next((r.attack for r in given if r is not None and r.attack), "fgsm")
     rng = as_generator(rng)
     rows, cols = len(eps_list), x.shape[0]
-    fig = _figure(1.3 * cols + 0.8, 1.4 * rows)
+    fig = _figure(1.3 * cols + 0.8, 1.9 * rows)
     for r, eps in enumerate(eps_list):
         if given[r] is not None:
             res = _check_result(given[r], x, eps, attack)
@@ -276,11 +338,13 @@ def plot_adversarial_grid(model, x, y, eps_list: Sequence[float], path, attack: 
         for c in range(cols):
             ax = fig.add_subplot(rows, cols, r * cols + c + 1)
             ok = pred[c] == y[c]
-            _show(ax, xa[c], image_shape, f"pred {_name(pred[c], class_names)}",
+            _show(ax, xa[c], image_shape,
+                  f"true {_name(y[c], class_names)}\npred {_name(pred[c], class_names)}",
                   "black" if ok else "red")
             if c == 0:
                 ax.set_ylabel(f"eps={eps:g}", fontsize=8)
-    fig.suptitle(f"{attack.upper()} examples (rows: eps, titles: prediction)", fontsize=9)
+    fig.suptitle(f"{attack.upper()} examples (rows: eps; titles: true label / prediction, red when wrong)",
+                 fontsize=9)
     fig.tight_layout()
     return _save_atomic(fig, path)
 
