@@ -98,6 +98,23 @@ class BCEWithLogits(Loss):
         return FL.bce_with_logits(logits, target)
 
 
+class BCE(Loss):
+    """Binary cross-entropy on probabilities (after ``nn.Sigmoid``), mean over all elements:
+    the reconstruction loss of an autoencoder on [0, 1] pixels (kernel ``functional.bce.bce``)."""
+
+    def __init__(self, eps: float = 1e-7):
+        super().__init__()
+        self.eps = eps
+
+    def _compute(self, prob, target):
+        from .functional.bce import bce
+        return bce(prob, target, self.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# self-supervised losses (kernels in ``functional.contrastive``). Convention: the two views of
+# N images are stacked as pred = [view1; view2] of shape (2N, D); row i and row i + N pair up.
+# ---------------------------------------------------------------------------------------------
 class NTXent(Loss):
     """SimCLR's NT-Xent on stacked views z: (2N, D) (``target`` is unused: pass None).
 

@@ -6,3 +6,4 @@ from .resnet import resnet
 from .freeze import block_names, freeze, param_counts, summary, unfreeze
 from .progressive import ProgressiveUnfreezing, make_optimizer
 from .features import extract_features, load_features, save_features
+from .autoencoder import Autoencoder, conv_autoencoder, dense_autoencoder  # autoencoders (issue 16)

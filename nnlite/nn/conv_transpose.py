@@ -1,0 +1,89 @@
+"""``ConvTranspose2d``: the learnable upsampling layer of decoders.
+
+Kernels of the active storey (``nnlite.kernels``): ``nnlite.functional.conv_transpose``
+(textbook: the convolution's input gradient as a forward pass, via im2col/col2im) or
+``nnlite.fast.conv_transpose`` (the engine conv's input-gradient path). The storey's name is
+kept with the cache, so backward uses the forward's storey.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from .. import kernels
+from .._checks import (as_generator, check_backward_ready, check_bool, check_dout, check_float_array, check_int,
+                       check_same_dtype, pair)
+from ..functional.conv_transpose import conv_transpose_output_size
+from ..init import get_initializer
+from .layers import _WeightBias, _window
+from .parameter import Parameter
+
+#: where each storey keeps its transposed convolution (not yet exported by the storeys' __init__)
+_MODULES = {"textbook": "nnlite.functional.conv_transpose", "fast": "nnlite.fast.conv_transpose"}
+
+
+class ConvTranspose2d(_WeightBias):
+    """Transposed 2-D convolution, PyTorch's ``nn.ConvTranspose2d`` without groups/dilation.
+
+    x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H - 1)*s - 2p + k + output_padding.
+    weight: (in_channels, out_channels, kh, kw) (PyTorch's layout), He-normal with the
+    initializer's fan_in = out_channels*kh*kw (as PyTorch computes it for this layout); bias zeros.
+    output_padding in [0, stride): e.g. kernel 3, stride 2, padding 1, output_padding 1 doubles
+    the size exactly (7 -> 14 -> 28), inverting the shape of Conv2d(3, stride=2, padding=1).
+    ``needs_input_grad=False`` skips dx in backward (which then returns None).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        bias = check_bool(bias, "bias")
+        self.kernel_size, self.stride = _window(kernel_size, stride)
+        self.padding = pair(padding, "padding")
+        self.output_padding = pair(output_padding, "output_padding")
+        for op, s in zip(self.output_padding, self.stride):
+            if op >= s:
+                raise ValueError(f"output_padding must be smaller than stride, got output_padding="
+                                 f"{self.output_padding} with stride={self.stride}")
+        shape = (self.in_channels, self.out_channels) + self.kernel_size
+        self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
+        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
+        self.needs_input_grad = True
+
+    def forward(self, x):
+        check_float_array(x, "x", ndim=4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"ConvTranspose2d expects {self.in_channels} input channels "
+                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
+        check_same_dtype(x, self.weight.data)
+        name = kernels.active_name()
+        k = importlib.import_module(_MODULES[name])
+        out, cache = k.conv_transpose2d_forward(x, self.weight.data, self._bias_data(), self.stride,
+                                                self.padding, self.output_padding)
+        self._cache, self._out_shape = (name, cache), out.shape
+        return out
+
+    def backward(self, dout):
+        """dout: (N, out_channels, Ho, Wo) -> dx: x's shape (or None); adds dW, db into ``grad``."""
+        check_backward_ready(self._cache, "ConvTranspose2d")
+        check_dout(dout, self._out_shape, "ConvTranspose2d")
+        name, cache = self._cache
+        k = importlib.import_module(_MODULES[name])
+        dx, dw, db = k.conv_transpose2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
+                                                 need_weight_grad=self._needs_weight_grad())
+        self._accumulate(dw, db)
+        return dx
+
+    def output_shape(self, input_shape):
+        n, _, h, w = input_shape
+        return (n, self.out_channels,
+                conv_transpose_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0],
+                                           self.output_padding[0]),
+                conv_transpose_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1],
+                                           self.output_padding[1]))
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}")
