@@ -160,6 +160,40 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class OtherWork:
+    """CPU time used by *other* processes while the suite runs, in cores (0 = an idle machine).
+
+    The load average after a run always includes the suite's own threads (about 1.5 on 2 cores),
+    so it cannot tell an idle machine from a shared one. This meter subtracts the suite's own CPU
+    time (``resource.getrusage`` of this process and its waited-for children) from the machine's
+    busy time (``/proc/stat``) over the run. ``cores()`` is None where /proc/stat is missing.
+    """
+
+    def __init__(self):
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            import resource
+            with open("/proc/stat") as fh:
+                fields = [int(v) for v in fh.readline().split()[1:]]
+        except (OSError, ImportError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)) / tick  # minus idle, iowait
+        own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for f in ("ru_utime", "ru_stime"))
+        return time.perf_counter(), busy, own
+
+    def cores(self):
+        end = self._sample()
+        if self._start is None or end is None:
+            return None
+        (t0, busy0, own0), (t1, busy1, own1) = self._start, end
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9))
+
+
 def machine_info(torch_mod=None) -> dict:
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "blas": blas_info(),
             "numpy": np.__version__, "numpy_blas_threads": blas_threads(),

@@ -18,7 +18,7 @@ import numpy as np
 from . import cases
 from nnlite import parallel
 
-from .harness import blas_threads, load_torch, machine_info
+from .harness import OtherWork, blas_threads, load_torch, machine_info
 
 GROUPS = ("gemm", "conv", "kernels", "training", "inference", "small", "memory", "scaling")
 
@@ -161,9 +161,12 @@ def render(results) -> str:
         out.append(_table(["case", "sizes", "per-item time / largest's", "linear fit R^2"], rows))
     m = results.get("machine", {})
     if m.get("load_average"):
+        if m.get("other_work_cores") is not None:
+            out.append(f"\nother processes' CPU use during the run: {m['other_work_cores']:.2f} cores "
+                       f"(> {OTHER_WORK_AT} means the cores were shared and no target is called met)")
         out.append(f"\nload average before / after the run: {m['load_average'][0]:.2f} / "
                    f"{m.get('load_average_end', [float('nan')])[0]:.2f} "
-                   f"({m.get('cores')} cores; > 0.5 means other work competed with the benchmark)")
+                   f"({m.get('cores')} cores; before > 0.5 means other work competed; after includes the suite's own)")
     if results.get("targets"):
         loaded = _loaded(results)
         rows = [(k, _fmt(v["value"]), v["target"],
@@ -176,15 +179,21 @@ def render(results) -> str:
 
 
 def _loaded(results) -> bool:
-    """True when the load average before or after the run shows other work on the cores."""
+    """True when other work shared the cores: a load average above ``LOADED_AT`` before the run,
+    or other processes' CPU use during it above ``OTHER_WORK_AT`` cores (``OtherWork``). Runs
+    without the meter fall back to the load average at the end (which includes the suite's own)."""
     m = results.get("machine", {})
     before = (m.get("load_average") or (0.0,))[0]
-    after = (m.get("load_average_end") or (0.0,))[0]
-    return max(before, after) > LOADED_AT
+    other = m.get("other_work_cores")
+    if other is None:
+        return max(before, (m.get("load_average_end") or (0.0,))[0]) > LOADED_AT
+    return before > LOADED_AT or other > OTHER_WORK_AT
 
 
-#: load average above which target verdicts are withheld (the cores were shared)
+#: load average before the run above which target verdicts are withheld (the cores were shared)
 LOADED_AT = 0.5
+#: mean CPU use of other processes during the run (in cores) above which verdicts are withheld
+OTHER_WORK_AT = 0.15
 
 
 def check_targets(rows):
@@ -375,6 +384,7 @@ def main(argv=None):
     cfg = cases.make_cfg(a.quick)
     groups = a.only or GROUPS
     t0 = time.time()
+    other_work = OtherWork()
     results = {"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
                "quick": a.quick, "machine": machine_info(torch), "rows": [],
                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -415,6 +425,7 @@ def main(argv=None):
         results["machine"]["load_average_end"] = os.getloadavg()
     except OSError:
         pass
+    results["machine"]["other_work_cores"] = other_work.cores()
     text = render(results)
     print()
     print(text)

@@ -133,7 +133,7 @@ def script_description(path, fallback: str = "") -> str:
                 break
             lines.append(line[2:] if line.startswith("# ") else line[1:])
     text = "\n".join(lines).strip().lstrip("#").strip()     # the title without its Markdown "#"
-    return text.replace("%", "%%") if text else fallback
+    return text or fallback          # argparse %-formats a description only if it holds "%(prog)"
 
 
 def base_parser(description: str, default_name: str) -> argparse.ArgumentParser:

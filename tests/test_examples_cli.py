@@ -96,3 +96,20 @@ def test_bad_flag_in_a_subprocess_exit_code_2(script):
                        text=True, timeout=120)
     assert p.returncode == 2
     assert "argument --seed" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_description_percent_signs_reach_help_as_written(tmp_path, capsys):
+    """A '%' in a script's first markdown cell is shown once in --help, not doubled."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import _common as C
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    script = tmp_path / "demo.py"
+    script.write_text("# %% [markdown]\n# # Demo\n# reaches 93.8% accuracy\n\n# %%\nx = 1\n")
+    text = C.script_description(str(script))
+    assert text == "Demo\nreaches 93.8% accuracy"
+    with pytest.raises(SystemExit):
+        C.base_parser(text, "demo").parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "93.8% accuracy" in out and "%%" not in out

@@ -195,3 +195,12 @@ class _null:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_every_engine_kernel_has_its_textbook_twin_and_is_its_own_function():
+    """ENGINE_KERNELS names what the engine tunes: each has a textbook kernel of the same name
+    (the contract the tests compare against) and is not simply the re-exported textbook one."""
+    for name in E.ENGINE_KERNELS:
+        assert callable(getattr(T, name)), name
+        assert getattr(E, name) is not getattr(T, name), name
+    assert set(T.__all__) <= set(E.__all__)

@@ -49,7 +49,9 @@ def interpolation_matrix(size_in: int, size_out: int, ratio: float, mode: str, d
     return a
 
 
-def _check(x, scale_factor, size, mode):
+def check_upsample_args(x, scale_factor, size, mode):
+    """Validate upsampling arguments -> ((sh, sw) or (None, None), (Ho, Wo) or (None, None)).
+    Raises TypeError for a non-float or non-4-D x, ValueError for a bad mode, scale or size."""
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or x.ndim != 4:
         raise TypeError(f"x must be a floating ndarray of shape (N, C, H, W), got "
                         f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
@@ -72,7 +74,7 @@ def _check(x, scale_factor, size, mode):
 def upsample2d_forward(x, scale_factor=2, mode="nearest", size=None):
     """out = A_h x A_w^T.  x: (N, C, H, W); scale_factor: number or pair, or size: int or pair
     (exactly one); mode "nearest" | "bilinear" -> out: (N, C, Ho, Wo), cache (A_h, A_w)."""
-    (sh, sw), (oh, ow) = _check(x, scale_factor, size, mode)
+    (sh, sw), (oh, ow) = check_upsample_args(x, scale_factor, size, mode)
     rh, ho = _ratio_and_size(x.shape[2], sh, oh)
     rw, wo = _ratio_and_size(x.shape[3], sw, ow)
     a_h = interpolation_matrix(x.shape[2], ho, rh, mode, x.dtype)

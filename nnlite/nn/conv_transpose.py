@@ -1,13 +1,11 @@
 """``ConvTranspose2d``: the learnable upsampling layer of decoders.
 
-Kernels of the active storey (``nnlite.kernels``): ``nnlite.functional.conv_transpose``
+Kernels of the active storey (``nnlite.kernels``): ``nnlite.functional.conv_transpose2d_*``
 (textbook: the convolution's input gradient as a forward pass, via im2col/col2im) or
-``nnlite.fast.conv_transpose`` (the engine conv's input-gradient path). The storey's name is
+``nnlite.fast.conv_transpose2d_*`` (the engine conv's input-gradient path). The storey's name is
 kept with the cache, so backward uses the forward's storey.
 """
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 
@@ -18,10 +16,6 @@ from ..functional.conv_transpose import conv_transpose_output_size
 from ..init import get_initializer
 from .layers import _WeightBias, _window
 from .parameter import Parameter
-
-#: where each storey keeps its transposed convolution (not yet exported by the storeys' __init__)
-_MODULES = {"textbook": "nnlite.functional.conv_transpose", "fast": "nnlite.fast.conv_transpose"}
-
 
 class ConvTranspose2d(_WeightBias):
     """Transposed 2-D convolution, PyTorch's ``nn.ConvTranspose2d`` without groups/dilation.
@@ -59,7 +53,7 @@ class ConvTranspose2d(_WeightBias):
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         check_same_dtype(x, self.weight.data)
         name = kernels.active_name()
-        k = importlib.import_module(_MODULES[name])
+        k = kernels.storey(name)
         out, cache = k.conv_transpose2d_forward(x, self.weight.data, self._bias_data(), self.stride,
                                                 self.padding, self.output_padding)
         self._cache, self._out_shape = (name, cache), out.shape
@@ -70,7 +64,7 @@ class ConvTranspose2d(_WeightBias):
         check_backward_ready(self._cache, "ConvTranspose2d")
         check_dout(dout, self._out_shape, "ConvTranspose2d")
         name, cache = self._cache
-        k = importlib.import_module(_MODULES[name])
+        k = kernels.storey(name)
         dx, dw, db = k.conv_transpose2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
                                                  need_weight_grad=self._needs_weight_grad())
         self._accumulate(dw, db)

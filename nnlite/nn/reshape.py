@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .._checks import check_backward_ready, check_dout, check_float_array
-from ..functional.upsample import MODES, _check, upsample2d_backward, upsample2d_forward
+from ..functional.upsample import MODES, check_upsample_args, upsample2d_backward, upsample2d_forward
 from .module import Module
 
 
@@ -84,7 +84,7 @@ class Upsample(Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.scale_factor = None if size is not None else scale_factor
         self.size, self.mode = size, mode
-        _check(np.zeros((1, 1, 1, 1)), self.scale_factor, size, mode)       # validate early
+        check_upsample_args(np.zeros((1, 1, 1, 1)), self.scale_factor, size, mode)       # validate early
 
     def forward(self, x):
         check_float_array(x, "x", ndim=4)
