@@ -157,8 +157,12 @@ print("k-means", clusters)
 # ## Figures, metrics.json and report.md
 
 # %%
-viz.plot_history({"loss": history["loss"], "knn": history.get("knn", [])}, metrics=("loss", "knn"),
-                 path=out / "history.png", title="SimCLR: NT-Xent loss and k-NN accuracy (monitor subset) per epoch")
+curves = {"loss": history["loss"], "knn": history.get("knn", [])}
+if "linear_probe" in history:                    # the monitor's per-epoch linear probe, when it runs one
+    curves["linear_probe"] = history["linear_probe"]
+viz.plot_history(curves, metrics=tuple(curves), path=out / "history.png",
+                 title="SimCLR: NT-Xent loss and k-NN accuracy (monitor subset) per epoch"
+                 + (", linear probe" if "linear_probe" in curves else ""))
 viz.plot_curve(np.arange(1, len(history["step_loss"]) + 1), {"NT-Xent": history["step_loss"]}, "step",
                "loss", path=out / "step_loss.png", title="NT-Xent per step", markers=False)
 pretrain_log = {k: history[k] for k in ("loss", "epoch_time", "steps", "wall_time", "stopped", "total_steps")}

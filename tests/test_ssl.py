@@ -109,6 +109,31 @@ def test_pretrain_reproducible():
         np.testing.assert_array_equal(a, b)
 
 
+def test_monitor_logs_knn_and_linear_probe_without_changing_training():
+    x = np.random.default_rng(0).random((32, 3, 8, 8)).astype(np.float32)
+    y = np.arange(32) % 4
+
+    def run(monitor):
+        enc = ssl.small_cnn((4, 8), rng=0)
+        m = ssl.SimCLR(enc, ssl.mlp_head(8, 16, 8, rng=1))
+        rng = np.random.default_rng(3)
+        mon = None if monitor is None else ssl.KNNMonitor(enc, x[:16], y[:16], x[16:], y[16:], k=5, **monitor)
+        h = ssl.pretrain(m, x, 2, 16, optim.AdamW(m.parameters(), lr=1e-2), ssl.simclr_cifar(), rng, on_epoch_end=mon)
+        return h, [p.data.copy() for p in enc.parameters()], rng.bit_generator.state
+    h0, w0, r0 = run(None)
+    h1, w1, r1 = run({"linear_probe_epochs": 3, "probe_seed": 1})
+    h2, _, _ = run({"linear_probe_epochs": 3, "probe_seed": 1})
+    h3, _, _ = run({"every": 2})
+    assert r0 == r1 and h0["step_loss"] == h1["step_loss"]          # the training Generator is untouched
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    assert len(h1["knn"]) == len(h1["linear_probe"]) == 2 and all(0 <= v <= 1 for v in h1["linear_probe"])
+    assert h1["linear_probe"] == h2["linear_probe"]                  # its own fixed seed
+    assert "knn" not in h0 and "linear_probe" not in h3 and len(h3["knn"]) == 1
+    with pytest.raises(ValueError, match="linear_probe_epochs"):
+        ssl.KNNMonitor(None, x, y, x, y, linear_probe_epochs=0)
+
+
 # ----------------------------------------------------------------------------------- evaluation
 def test_knn_on_toy_embedding_with_known_neighbours():
     bank = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0]], dtype=np.float64)

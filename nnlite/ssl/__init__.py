@@ -6,10 +6,14 @@
   ``save_embeddings``
 * :mod:`.augment`: ``Augment`` (two views, vectorised, explicit Generator), ``simclr_cifar``,
   ``simclr_imagenet``
-* :mod:`.train`: ``SimCLR``, ``BYOL``, ``BarlowTwins``, ``pretrain``, ``ema_update``, ``cosine_tau``
+* :mod:`.train`: ``SimCLR``, ``BYOL``, ``BarlowTwins``, ``pretrain`` (``checkpoint=`` / ``resume=``),
+  ``ema_update``, ``cosine_tau``
+* :mod:`.checkpoint`: the format of ``pretrain``'s checkpoints (nnlite's checkpoint files holding
+  the method's modules, optimizer, schedule and the loop state) for an exact resume
 * :mod:`.evaluate`: ``knn_predict``, ``knn_accuracy``, ``linear_probe``, ``retrieve``, ``kmeans``,
   ``cluster_purity``, ``silhouette``, ``tsne``, ``ood_class_split``, ``KNNMonitor``
 """
+from . import checkpoint
 from .augment import Augment, gaussian_blur, simclr_cifar, simclr_imagenet
 from .evaluate import (KNNMonitor, cluster_purity, kmeans, knn_accuracy, knn_predict, linear_probe,
                        ood_class_split, retrieve, silhouette, tsne)

@@ -7,19 +7,23 @@ reuses the optimizers and schedules of ``nnlite.optim``, runs in a ``nnlite.para
 block, and calls ``on_epoch_end(epoch, logs)`` (e.g. a k-NN monitor) after every epoch.
 
 Each method object has ``parameters()`` (the trainable ones), ``step(v1, v2) -> loss`` (forward,
-loss, backward: gradients accumulated, the optimizer not called), ``after_step(k, total)`` and
-the ``encoder`` whose output is the embedding.
+loss, backward: gradients accumulated, the optimizer not called), ``after_step(k, total)``, the
+``encoder`` whose output is the embedding, and for checkpoints (:mod:`.checkpoint`)
+``state_modules()`` (its modules by name), ``config()`` (the hyper-parameters a resumed run must
+share) and ``get_state`` / ``check_state`` / ``set_state`` (state outside the modules: BYOL's tau).
 """
 from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 
 import numpy as np
 
 from .. import losses, parallel
-from .._checks import as_generator, check_int, check_real
+from .._checks import as_generator, check_int, check_path, check_real
+from . import checkpoint as ckpt
 
 
 def cosine_tau(step, total_steps, base=0.996):
@@ -68,6 +72,26 @@ class _Method:
     def after_step(self, k, total):
         pass
 
+    def state_modules(self):
+        """The modules a checkpoint holds, by name."""
+        return {"encoder": self.encoder, "projector": self.projector}
+
+    def config(self):
+        """JSON hyper-parameters a checkpoint must agree on: the class and the loss settings."""
+        return {"method": type(self).__name__}
+
+    def get_state(self):
+        """JSON state outside the modules (none here; BYOL: tau)."""
+        return {}
+
+    def check_state(self, state):
+        """ValueError unless ``state`` is what :meth:`get_state` gives for this class; changes nothing."""
+        if state != {}:
+            raise ValueError(f"{type(self).__name__} keeps no state outside its modules, got {state!r:.80}")
+
+    def set_state(self, state):
+        self.check_state(state)
+
     def _online(self, x):
         return self.projector.forward(self.encoder.forward(x))
 
@@ -82,6 +106,9 @@ class SimCLR(_Method):
         super().__init__(encoder, projector)
         self.loss = losses.NTXent(temperature)
 
+    def config(self):
+        return {"method": "SimCLR", "temperature": self.loss.temperature}
+
     def step(self, v1, v2):
         value = self.loss.forward(self._online(np.concatenate([v1, v2])), None)
         self._backward(self.loss.backward())
@@ -95,6 +122,9 @@ class BarlowTwins(_Method):
         super().__init__(encoder, projector)
         self.loss = losses.BarlowTwinsLoss(lambd)
 
+    def config(self):
+        return {"method": "BarlowTwins", "lambd": self.loss.lambd, "eps": self.loss.eps}
+
     def step(self, v1, v2):
         value = self.loss.forward(self._online(np.concatenate([v1, v2])), None)
         self._backward(self.loss.backward())
@@ -103,12 +133,15 @@ class BarlowTwins(_Method):
 
 class BYOL(_Method):
     """BYOL: online q(g(f(v))), target g'(f'(v)) (an EMA copy, no gradient), BYOLLoss; after
-    every step the target moves by :func:`ema_update` with tau from :func:`cosine_tau`."""
+    every step k the target moves by :func:`ema_update` with tau = cosine_tau(k, K, base_tau).
+    K = ``total_steps``, or when None the planned steps of the :func:`pretrain` call (its
+    ``min(epochs * steps per epoch, max_steps)``); fix it to split one run into several calls."""
 
-    def __init__(self, encoder, projector, predictor, base_tau=0.996):
+    def __init__(self, encoder, projector, predictor, base_tau=0.996, total_steps=None):
         super().__init__(encoder, projector)
         self.predictor = predictor
         self.base_tau = check_real(base_tau, "base_tau", 0.0, 1.0)
+        self.total_steps = None if total_steps is None else check_int(total_steps, "total_steps")
         self.target_encoder = copy.deepcopy(encoder)
         self.target_projector = copy.deepcopy(projector)
         for m in (self.target_encoder, self.target_projector):
@@ -120,6 +153,25 @@ class BYOL(_Method):
     def modules(self):
         return [self.encoder, self.projector, self.predictor]
 
+    def state_modules(self):
+        return {"encoder": self.encoder, "projector": self.projector, "predictor": self.predictor,
+                "target_encoder": self.target_encoder, "target_projector": self.target_projector}
+
+    def config(self):
+        return {"method": "BYOL", "base_tau": self.base_tau, "total_steps": self.total_steps}
+
+    def get_state(self):
+        return {"tau": self.tau}
+
+    def check_state(self, state):
+        if not isinstance(state, dict) or set(state) != {"tau"}:
+            raise ValueError(f"BYOL state must be an object with 'tau', got {state!r:.80}")
+        check_real(state["tau"], "BYOL state 'tau'", 0.0, 1.0)
+
+    def set_state(self, state):
+        self.check_state(state)
+        self.tau = float(state["tau"])
+
     def step(self, v1, v2):
         v = np.concatenate([v1, v2])
         t = self.target_projector.forward(self.target_encoder.forward(v))
@@ -129,13 +181,28 @@ class BYOL(_Method):
         return value
 
     def after_step(self, k, total):
-        self.tau = cosine_tau(k, total, self.base_tau)
+        self.tau = cosine_tau(k, total if self.total_steps is None else self.total_steps, self.base_tau)
         ema_update(self.target_encoder, self.encoder, self.tau)
         ema_update(self.target_projector, self.projector, self.tau)
 
 
+def _resume_source(checkpoint, resume):
+    """The file to resume from, or None (start afresh)."""
+    if isinstance(resume, (bool, np.bool_)):
+        if not resume:
+            return None
+        if checkpoint is None:
+            raise ValueError("resume=True continues from the file given as checkpoint=..., got checkpoint=None")
+        return checkpoint if os.path.exists(checkpoint) else None
+    path = check_path(resume, "resume (False, True or a checkpoint path)")
+    if not path.exists():
+        raise FileNotFoundError(f"resume: no checkpoint file {str(path)!r}")
+    return path
+
+
 def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=None,
-             on_epoch_end=None, log=None, time_budget=None, threads=None, max_steps=None):
+             on_epoch_end=None, log=None, time_budget=None, threads=None, max_steps=None,
+             checkpoint=None, resume=False):
     """Self-supervised training of ``method`` on images x: (N, C, H, W) in [0, 1] (no labels).
 
     Per step: a batch (a fresh permutation per epoch, the last partial batch dropped so that
@@ -147,6 +214,23 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
     epoch), ``epoch_time``, ``steps`` (per epoch), ``step_loss`` (every step), ``wall_time``,
     ``stopped`` ("epochs", "max_steps" or "time_budget") and whatever ``on_epoch_end(epoch,
     logs)`` adds to ``logs``. NaN loss raises FloatingPointError (the NaN guard).
+
+    ``checkpoint``: a path (``.npz``, or ``.h5`` with h5py) written atomically at the end of
+    every epoch and when the run stops by ``max_steps`` or ``time_budget`` inside an epoch
+    (format: :mod:`nnlite.ssl.checkpoint`). ``resume``: False (start afresh; an existing
+    ``checkpoint`` file is overwritten at the first save), True (continue from ``checkpoint``
+    if that file exists, else start afresh: rerunning the same call continues the run), or a
+    path to continue from (it must exist). A resumed call with the same arguments and freshly
+    built objects (same constructors, seeds and ``rng`` type) continues bit for bit: method
+    modules (BYOL's target networks and tau included), optimizer and schedule state, the
+    Generator, the position inside a partial epoch and the history; the returned history is
+    that of the whole run. ``epochs``, ``max_steps`` and ``time_budget`` count the whole run
+    (steps and seconds before the checkpoint included), so a larger value extends a finished
+    run; BYOL's tau horizon (default: the run's planned steps) and the schedule's length must
+    then be fixed for an exact split (``BYOL(total_steps=...)``). A damaged checkpoint raises
+    ``CheckpointError``, one of another run (method or its settings, architecture, optimizer,
+    schedule, ``len(x)``, ``batch_size``, Generator type) ``CheckpointMismatchError``; either
+    way nothing has been changed.
     """
     rng = as_generator(rng)
     epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
@@ -154,17 +238,49 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
     if steps < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the {len(x)} training images")
     total = epochs * steps if max_steps is None else min(epochs * steps, check_int(max_steps, "max_steps"))
+    if checkpoint is not None:
+        checkpoint = os.fspath(check_path(checkpoint, "checkpoint"))
+        ckpt.method_modules(method)                       # TypeError now, not after an epoch
+    source = _resume_source(checkpoint, resume)
     history = {"loss": [], "epoch_time": [], "step_loss": []}
+    k, first_epoch, first_step, running, elapsed, epoch_elapsed, epoch_rng = 0, 0, 0, 0.0, 0.0, 0.0, None
+    if source is not None:
+        st = ckpt.load_state(source, method, optimizer, schedule, rng, len(x), batch_size)
+        history, k, first_epoch, first_step = st["history"], st["global_step"], st["epoch"], st["step"]
+        running, elapsed, epoch_elapsed, epoch_rng = st["running"], st["elapsed"], st["epoch_elapsed"], st["epoch_rng"]
+        if log is not None:
+            log(f"resumed from {os.fspath(source)}: epoch {first_epoch}, step {first_step}, {k} steps done")
+
+    def save(epoch, step, running, epoch_rng, t_epoch):
+        if checkpoint is None:
+            return
+        hist = {key: list(v) for key, v in history.items()}
+        ckpt.save_state(checkpoint, method, optimizer, schedule, {
+            "num_images": len(x), "batch_size": batch_size, "epoch": epoch, "step": step,
+            "global_step": k, "running": running, "rng": rng.bit_generator.state,
+            "epoch_rng": epoch_rng, "elapsed": time.perf_counter() - start, "epoch_elapsed": t_epoch,
+            "history": hist})
+
     stopped = "epochs"
-    k = 0
-    start = time.perf_counter()
+    start = time.perf_counter() - elapsed             # time_budget and wall_time count the whole run
     with parallel.threads(threads):
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
+        for epoch in range(first_epoch, epochs):
+            if k >= total:
+                stopped = "max_steps" if k < epochs * steps else stopped
+                break
             method.train()
-            perm = rng.permutation(len(x))
-            running, done = 0.0, 0
-            for s in range(steps):
+            if epoch == first_epoch and first_step > 0:   # a resumed partial epoch: same permutation
+                t0 = time.perf_counter() - epoch_elapsed
+                scratch = np.random.Generator(type(rng.bit_generator)(0))
+                scratch.bit_generator.state = epoch_rng
+                perm = scratch.permutation(len(x))
+                s0, done = first_step, first_step
+            else:
+                t0 = time.perf_counter()
+                epoch_rng = rng.bit_generator.state if checkpoint is not None else None
+                perm = rng.permutation(len(x))
+                s0, running, done = 0, 0.0, 0
+            for s in range(s0, steps):
                 xb = np.asarray(x[perm[s * batch_size:(s + 1) * batch_size]])
                 if xb.dtype == np.uint8:
                     xb = xb.astype(np.float32) / 255
@@ -187,6 +303,8 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
                 if time_budget is not None and time.perf_counter() - start > time_budget:
                     stopped = "time_budget"
                     break
+            if done < steps:                                # stopped inside the epoch
+                save(epoch, done, running, epoch_rng, time.perf_counter() - t0)
             logs = {"epoch": epoch, "loss": running / done, "steps": done,
                     "epoch_time": time.perf_counter() - t0}
             if on_epoch_end is not None:
@@ -195,6 +313,8 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
                 history.setdefault(key, []).append(v)
             if log is not None:
                 log(" ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in logs.items()))
+            if done == steps:
+                save(epoch + 1, 0, 0.0, None, 0.0)
             if stopped != "epochs" or k >= total:
                 break
     history["wall_time"] = time.perf_counter() - start

@@ -459,7 +459,7 @@ def _check_meta(meta: dict, path: str) -> None:
 
 
 def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=None,
-                    strict: bool = True) -> dict:
+                    strict: bool = True, check_extra=None) -> dict:
     """Restore a checkpoint written by `save_checkpoint` into the given (freshly built) objects.
 
     Everything is read and validated before anything is modified (see the module docstring):
@@ -473,6 +473,12 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
     ones are ignored, absent optimizer/schedule/trainer state is skipped. Shapes and dtypes
     must match in both modes. Callbacks of ``trainer`` whose state is in the file (matched
     by class name and position) get it back; others keep theirs.
+
+    check_extra: optional callable ``check_extra(extra)`` run on the saved ``extra`` dict (or
+    None) after every other check and before anything is modified, for callers that keep
+    their own state in ``extra`` (e.g. ``nnlite.ssl.pretrain``): it raises to refuse the
+    file; a `CheckpointError` it raises passes through, any other ValueError/TypeError/
+    KeyError becomes a `CheckpointError` naming field ``extra``.
 
     Restores: model parameters and buffers, every module Generator (e.g. ``Dropout.rng``),
     optimizer and schedule state, the trainer's Generator, split seed, ``history`` and its
@@ -490,6 +496,8 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
             raise TypeError(f"{what} must have a load_state_dict() method, got {type(obj).__name__}")
     if trainer is not None and not callable(getattr(trainer, "set_state", None)):
         raise TypeError(f"trainer must be an nnlite Trainer, got {type(trainer).__name__}")
+    if check_extra is not None and not callable(check_extra):
+        raise TypeError(f"check_extra must be callable or None, got {type(check_extra).__name__}")
     meta, arrays = read_checkpoint(path)
     _check_meta(meta, path)
 
@@ -586,6 +594,15 @@ def load_checkpoint(path, model: Module, optimizer=None, schedule=None, trainer=
             load_opt = True
         else:
             load_sched = True
+
+    # -- the caller's own state in `extra` ---------------------------------------------------------
+    if check_extra is not None:
+        try:
+            check_extra(meta.get("extra"))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise _bad_field(path, "extra", f"is invalid: {e.args[0] if e.args else e}") from None
 
     # -- apply: everything above has been checked ------------------------------------------------
     # objects without check_state_dict (duck-typed) may still fail: load them first, roll back
