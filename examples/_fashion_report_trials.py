@@ -107,7 +107,8 @@ def ae_split(n):
 
 def autoencoder_trial(config):
     """Train one conv autoencoder; config keys: latent, filters, epochs, lr, batch_size,
-    schedule, n_train (0 = all 60,000), weights_dir ("" = do not save), seed."""
+    schedule, n_train (0 = all 60,000), n_test (first test images, 0 = all), weights_dir
+    ("" = do not save), seed."""
     t0 = time.perf_counter()
     ds = data()
     x = ds.x_train
@@ -123,14 +124,15 @@ def autoencoder_trial(config):
                       schedule_interval="step", batch_size=config["batch_size"], rng=rng, progress=False)
     hist = trainer.fit(x[tr], x[tr], epochs=config["epochs"], val_data=(x[va], x[va])).to_dict()
     train_s = time.perf_counter() - t0
-    test_mse = trainer.evaluate(ds.x_test, ds.x_test)["loss"]
+    n_test = int(config.get("n_test", 0)) or ds.y_test.size
+    test_mse = trainer.evaluate(ds.x_test[:n_test], ds.x_test[:n_test])["loss"]
     if config.get("weights_dir"):
         folder = Path(config["weights_dir"])
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / f"ae_latent{config['latent']}_seed{config['seed']}.npz", **ae.state_dict())
     return {"test_mse": float(test_mse), "val_mse": [float(v) for v in hist["val_loss"]],
             "train_mse": [float(v) for v in hist["loss"]], "epochs": len(hist["loss"]),
-            "n_train": int(tr.size), "n_val": int(va.size), "data": ds.source,
+            "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(n_test), "data": ds.source,
             "train_s": train_s, "wall_s": time.perf_counter() - t0}
 
 
@@ -149,11 +151,14 @@ LATENT_SIZES = (32, 8, 16, 24, 12)     # the two target sizes first (a cut-short
 
 
 def latent_study(out, epochs=10, latents=LATENT_SIZES, filters=(32, 64), lr=2e-3, batch_size=128, n_train=0,
-                 seeds=(0,)):
-    """The Q7 latent-size study: one conv autoencoder per latent size (weights saved in out/weights)."""
+                 seeds=(0,), n_test=0):
+    """The Q7 latent-size study: one conv autoencoder per latent size (weights saved in out/weights);
+    the test MSE on the first ``n_test`` test images (0 = all)."""
     from nnlite.sweep import Study
 
     base = {"latent": int(latents[0]), "filters": list(filters), "epochs": int(epochs), "lr": lr,
             "batch_size": int(batch_size), "schedule": "cosine", "n_train": int(n_train),
             "weights_dir": str(Path(out) / "weights")}
+    if n_test:                 # only when set: the configs (trial ids) of full runs stay as they were
+        base["n_test"] = int(n_test)
     return Study(base, grid={"latent": [int(v) for v in latents]}, seeds=list(seeds), name="latent")

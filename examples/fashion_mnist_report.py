@@ -255,7 +255,7 @@ if "final" not in skip:
 if "latent" not in skip:
     ae_out = out if not args.quick else out / "quick"
     study = T.latent_study(ae_out, epochs=args.ae_epochs, latents=args.latents, filters=args.ae_filters[0],
-                           n_train=n_quick, seeds=[args.seed])
+                           n_train=n_quick, n_test=500 if args.quick else 0, seeds=[args.seed])
     with Timer() as t:
         lrows = run_study(study, T.autoencoder_trial, ae_out / "latent.jsonl", **sweep_kw)
     timers["latent_study"] = t.seconds

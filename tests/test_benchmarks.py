@@ -1,4 +1,5 @@
 """The benchmark suite's own logic: the loaded-machine verdict and where quick runs write."""
+import os
 import subprocess
 import sys
 import time
@@ -25,20 +26,39 @@ def test_an_idle_run_is_not_called_loaded_by_its_own_load_average():
     assert run._loaded(_results(0.1, other=None, after=1.6))        # no meter: the old, cautious rule
 
 
-def test_other_work_meter_sees_another_process_and_not_its_own():
-    meter = OtherWork()
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
-    time.sleep(1.5)
-    other = meter.cores()
-    busy.wait()
-    if other is None:                                               # no /proc/stat: nothing to measure
+def _cpu_of(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_other_work_meter_counts_another_process_and_not_its_own():
+    """Inequalities that hold however loaded the machine is: a busy child's CPU time is part of
+    'other work'; this process's own busy loop is not (other + own <= the machine's cores)."""
+    if not os.path.exists("/proc/stat"):
+        assert OtherWork().cores() is None
         return
-    assert other > 0.5, other
     meter = OtherWork()
-    t = time.time()
-    while time.time() - t < 0.5:                                    # this process's own work
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    t0, c0 = time.perf_counter(), _cpu_of(busy.pid)
+    time.sleep(1.0)
+    child, other = (_cpu_of(busy.pid) - c0) / (time.perf_counter() - t0), meter.cores()
+    busy.kill()
+    busy.wait()
+    assert child > 0.05 and other >= child - 0.1, (other, child)
+    meter, t0, own0 = OtherWork(), time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < 1.0:                           # this process's own work
         pass
-    assert meter.cores() < 0.5
+    own = (time.process_time() - own0) / (time.perf_counter() - t0)
+    assert own > 0.3 and meter.cores() + own <= os.cpu_count() + 0.15, (meter.cores(), own)
+
+
+def test_other_work_arithmetic(monkeypatch):
+    """cores = (machine busy time - own CPU time) / wall time, from two samples."""
+    samples = iter([(10.0, 100.0, 5.0), (12.0, 103.0, 6.5)])      # (wall, busy, own) seconds
+    monkeypatch.setattr(OtherWork, "_sample", staticmethod(lambda: next(samples)))
+    assert OtherWork().cores() == (3.0 - 1.5) / 2.0
+    monkeypatch.setattr(OtherWork, "_sample", staticmethod(lambda: None))
+    assert OtherWork().cores() is None
 
 
 def test_quick_run_writes_to_its_own_folder(tmp_path):

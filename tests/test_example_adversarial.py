@@ -4,8 +4,10 @@
   ``.mat`` files written here, and its refusal to run when SVHN is missing;
 * ``examples/fooling_images.py``: on the bit-exact CIFAR-10 subset (needs NNLITE_DATA).
 
-Each script runs in a subprocess (OPENBLAS_NUM_THREADS=1 unless set: the small matrices are
-much faster single-threaded on a shared machine), writing into a temporary folder.
+Each script runs end to end once in a subprocess (OPENBLAS_NUM_THREADS=1 unless set: the small
+matrices are much faster single-threaded on a shared machine), writing into a temporary folder,
+for its real exit code; the MNIST runs and the argument checks (--help, bad flags, an unknown
+target: argparse exits before any work starts) run in this process, with one BLAS thread.
 """
 import json
 import os
@@ -71,11 +73,15 @@ def check_adversarial_metrics(m: dict, n_eps_min: int):
 
 
 @needs_data
-def test_adversarial_mnist_quick(tmp_path):
+def test_adversarial_mnist_quick(tmp_path, run_example):
     out = tmp_path / "adv"
-    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out, "--seed", "3",
-            "--eval", "ensemble")
-    assert p.returncode == 0, p.stderr[-3000:]
+    # In this process, as the second run below (test_adversarial_svhn_official_mat_files runs the script
+    # in a subprocess). Smaller than --quick's own sizes where nothing asserted depends on them: PGD-2
+    # adversarial training (quick: PGD-5), 30 images in the worst-case ensemble and its masking checks (60).
+    code, stdout, stderr = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out,
+                                       "--seed", "3", "--eval", "ensemble", "--adv-steps", "2", "--ensemble-n", "30",
+                                       "--check-n", "30")
+    assert code == 0, stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     check_adversarial_metrics(m, n_eps_min=3)
     # --quick: the PGD step is sized from eps (2.5 eps / steps) and PGD attacks the FGSM images
@@ -108,17 +114,17 @@ def test_adversarial_mnist_quick(tmp_path):
     for fig in ("confusion_matrix", "misclassified", "accuracy_vs_eps", "adversarial_grid",
                 "confusion_matrix_adv", "comparison", "confusion_matrix_robust_adv", "misclassified_robust"):
         assert fig in m["figures"], f"figure {fig} missing"
-    assert "data set: mnist" in p.stdout
+    assert "data set: mnist" in stdout
     # MNIST defaults: Madry et al.'s eps 0.3, PGD training early-stopped on PGD accuracy
     at = m["adversarial_training"]
-    assert at["attack"] == "pgd" and at["eps"] == 0.3 and at["ratio"] == 1.0
+    assert at["attack"] == "pgd" and at["eps"] == 0.3 and at["ratio"] == 1.0 and at["options"]["steps"] == 2
     assert at["early_stopping"]["best_epoch"] == 0 and at["early_stopping"]["n_val"] > 0
     assert "val_pgd_acc" in m["history_robust"]
     # --load-standard skips Part 1's training and reproduces the run from the saved model
     out2 = tmp_path / "adv2"
-    p2 = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out2, "--seed", "3",
-             "--load-standard", out / "model_standard.npz")
-    assert p2.returncode == 0, p2.stderr[-3000:]
+    code2, _, err2 = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out2, "--seed", "3",
+                                 "--adv-steps", "2", "--load-standard", out / "model_standard.npz")
+    assert code2 == 0, err2[-3000:]
     m2 = json.loads((out2 / "metrics.json").read_text())
     assert m2["standard_loaded_from"].endswith("model_standard.npz")
     for key in ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy"):
@@ -140,16 +146,23 @@ def test_adversarial_svhn_missing_stops_with_advice(tmp_path):
 @pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-3"), ("--eps", "1.5"),
                                         ("--ratio", "2"), ("--adv-recipe", "weak"), ("--eval", "all"),
                                         ("--seed", "-1"), ("--ensemble-n", "0"), ("--pgd-step", "nan")])
-def test_adversarial_rejects_bad_flags(tmp_path, flag, value):
-    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", tmp_path / "a", flag, value, timeout=60)
-    assert p.returncode == 2 and flag in p.stderr, p.stderr[-2000:]
+def test_adversarial_rejects_bad_flags(tmp_path, run_example, flag, value):
+    code, _, err = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", tmp_path / "a",
+                               flag, value)
+    assert code == 2 and flag in err, err[-2000:]
     assert not (tmp_path / "a").exists()
 
 
-def test_adversarial_help_shows_description_and_defaults():
-    p = run("adversarial_svhn.py", "--help", timeout=60)
-    assert p.returncode == 0
-    assert "SVHN report" in p.stdout and "(default: strong)" in p.stdout and "(default: 1000)" in p.stdout
+def test_adversarial_bad_flag_in_a_subprocess_exit_code_2(tmp_path):
+    p = run("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", tmp_path / "a", "--eps", "1.5", timeout=60)
+    assert p.returncode == 2 and "--eps" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "a").exists()
+
+
+def test_adversarial_help_shows_description_and_defaults(run_example):
+    code, out, _ = run_example("adversarial_svhn.py", "--help")
+    assert code == 0
+    assert "SVHN report" in out and "(default: strong)" in out and "(default: 1000)" in out
 
 
 def _write_svhn_mat(path: Path, n: int, rng):
@@ -215,9 +228,8 @@ def test_fooling_images_quick(tmp_path):
     check_report(out, m)
 
 
-def test_fooling_rejects_unknown_target(tmp_path):
-    p = run("fooling_images.py", "--quick", "--out", tmp_path / "f", "--target", "unicorn",
-            "--data", tmp_path, timeout=60)
-    assert p.returncode != 0
-    assert p.returncode == 2 and "argument --target" in p.stderr and "automobile" in p.stderr
+def test_fooling_rejects_unknown_target(tmp_path, run_example):
+    code, _, err = run_example("fooling_images.py", "--quick", "--out", tmp_path / "f", "--target", "unicorn",
+                               "--data", tmp_path)
+    assert code == 2 and "argument --target" in err and "automobile" in err
     assert not (tmp_path / "f" / "metrics.json").exists()

@@ -1,8 +1,8 @@
 """The main example (README Quickstart command 1) runs end to end and writes what it promises.
 
 Runs ``examples/fashion_mnist.py --quick`` in a subprocess. Isolated like a fresh offline
-machine (no $NNLITE_DATA, an empty cache, no system-wide copy) it must fall back to the subset
-bundled with nnlite and say so.
+machine (no $NNLITE_DATA, an empty cache, no system-wide copy; run in this process) it must fall
+back to the subset bundled with nnlite and say so.
 """
 import json
 import os
@@ -52,36 +52,33 @@ def test_quick_run_writes_metrics_figures_and_report(tmp_path):
     assert "data:" in p.stdout
 
 
-OFFLINE = """
-import dataclasses, runpy, sys
-import nnlite.data.locate as L
-# a fresh offline machine: no system-wide Fashion-MNIST either
-L.DATASETS["fashion_mnist"] = dataclasses.replace(L.DATASETS["fashion_mnist"], system_dirs=())
-sys.argv = [sys.argv[1]] + sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def test_offline_fallback_to_the_bundled_subset(tmp_path):
+def test_offline_fallback_to_the_bundled_subset(tmp_path, monkeypatch, run_example):
     """No $NNLITE_DATA, an empty cache, no system copy, no network: the bundled subset, said so in
     the headline, the report's title and the figures. Also: --quick keeps an explicit --epochs;
     workers and BLAS printed and recorded; the report a labelled smoke test naming the restored
-    epoch, in the seed report's numbering; metrics.json with the permissions of the other outputs."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg",
-               NNLITE_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path))
-    env.pop("NNLITE_DATA", None)
+    epoch, in the seed report's numbering; metrics.json with the permissions of the other outputs.
+    Run in this process (test_quick_run_writes_metrics_figures_and_report runs the script in a
+    subprocess, with its real exit code)."""
+    import dataclasses
+
+    import nnlite.data.locate as L
+
+    monkeypatch.setenv("NNLITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NNLITE_DATA", raising=False)
+    # a fresh offline machine: no system-wide Fashion-MNIST either
+    monkeypatch.setitem(L.DATASETS, "fashion_mnist", dataclasses.replace(L.DATASETS["fashion_mnist"], system_dirs=()))
     out = tmp_path / "fm"
     old = os.umask(0o022)
     try:
-        p = subprocess.run([sys.executable, "-c", OFFLINE, str(EXAMPLE), "--quick", "--epochs", "2",
-                            "--out", str(out)], env=env, capture_output=True, text=True, timeout=180)
+        code, stdout, stderr = run_example(EXAMPLE.name, "--quick", "--epochs", "2", "--out", out)
     finally:
         os.umask(old)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert "bundled" in m["data"].lower() and "bundled" in p.stdout.lower()
+    assert "bundled" in m["data"].lower() and "bundled" in stdout.lower()
     assert m["test_accuracy"] > 0.5
-    head = p.stdout.splitlines()[:3]
+    head = stdout.splitlines()[:3]
     assert any(line.startswith("compute: ") and "worker" in line and "BLAS" in line for line in head), head
     assert any("bundled subset" in line and "NOT the full data set" in line for line in head), head
     assert m["epochs_requested"] == 2 and m["epochs_run"] == 2, "--quick must not override --epochs"

@@ -40,7 +40,10 @@ def test_quick_run_writes_every_figure_and_section(tmp_path):
     assert sum(counts.values()) == m["explanations"]["n_mistakes"] > 0
 
 
-def test_bad_flags_exit_2():
+def test_bad_flags_exit_2(run_example):
+    """In this process (argparse exits before any work starts); the first also in a subprocess."""
+    p = run("--dropout", "1.5", timeout=60)
+    assert p.returncode == 2 and "--dropout" in p.stderr, p.stderr[-500:]
     for bad in (["--dropout", "1.5"], ["--filters", "32"], ["--latents", "8,-1"], ["--skip", "everything"]):
-        p = run(*bad, timeout=60)
-        assert p.returncode == 2, (bad, p.stderr[-500:])
+        code, _, err = run_example(EXAMPLE.name, *bad)
+        assert code == 2 and bad[0] in err, (bad, err[-500:])

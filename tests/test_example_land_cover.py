@@ -43,6 +43,8 @@ def test_hdf5_loader_reads_the_report_layout(tmp_path):
 def test_quick_run_writes_report_in_order(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the other example tests: the small GEMMs outside
+    # Trainer.fit's one-BLAS-thread block (feature extraction, heads) gain nothing from more BLAS threads
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "land_cover_transfer.py"), "--quick",
                         "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -14,8 +14,10 @@ needs_data = pytest.mark.skipif(not os.environ.get("NNLITE_DATA"),
 
 
 def _run(script, out, *extra):
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the other example tests: small GEMMs, no BLAS threads
     proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "metrics.json").read_text()), (out / "report.md").read_text()
 
