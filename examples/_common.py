@@ -315,3 +315,18 @@ class Timer:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
         self.cpu_seconds = time.process_time() - self.cpu_start
+
+
+def dask_client(address, trial_file):
+    """A Dask ``Client`` of the scheduler at ``address`` (not set as default), with the trial
+    module ``trial_file`` (a Path) uploaded to its workers; if the upload fails, says how to
+    start the workers so that they import it themselves."""
+    from distributed import Client
+
+    client = Client(address, set_as_default=False)
+    try:
+        client.upload_file(str(trial_file))
+    except Exception as exc:  # noqa: BLE001 - the workers may import it from their PYTHONPATH
+        print(f"note: could not upload {trial_file.name} to the Dask workers ({exc}); they must "
+              f"import it themselves (start them with PYTHONPATH={trial_file.parent})")
+    return client

@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
-from _common import (Timer, add_download_arg, base_parser, command_line, compute_info,  # noqa: E402
+from _common import (Timer, add_download_arg, base_parser, command_line, compute_info, dask_client,  # noqa: E402
                      describe_compute, load_data, machine_info, parse_args, positive_int, prepare_out,
                      quick_note, script_description, write_json, write_text)
 
@@ -260,19 +260,6 @@ def plot_study(name, param, entries, path, tag=""):
                   title=f"{model}: test accuracy vs {PARAM_TITLES.get(param, param).lower()}{tag}", path=path)
 
 
-def _dask_client(address, trial_file):
-    """Connect to the scheduler and ship the trial module to the workers."""
-    from distributed import Client
-
-    client = Client(address, set_as_default=False)
-    try:
-        client.upload_file(str(trial_file))
-    except Exception as exc:  # noqa: BLE001 - the workers may import it from their PYTHONPATH
-        print(f"note: could not upload {trial_file.name} to the Dask workers ({exc}); they must "
-              f"import it themselves (start them with PYTHONPATH={trial_file.parent})")
-    return client
-
-
 def run_ablation(name, baseline, ablations, seeds, out, opts, client):
     study = Study(baseline, ablations=ablations, seeds=seeds, name=name)
     folder = out / name
@@ -339,7 +326,7 @@ plot_curves(two, out / "two_layer_curves.png",
 # %%
 studies = {}
 if not args.no_ablations:
-    client = _dask_client(args.dask_scheduler, HERE / "cifar10_trials.py") if args.dask_scheduler else None
+    client = dask_client(args.dask_scheduler, HERE / "cifar10_trials.py") if args.dask_scheduler else None
     try:
         seeds = list(range(args.seed, args.seed + args.ablation_seeds))
         for name, defaults, abl in (

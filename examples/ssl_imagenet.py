@@ -138,22 +138,9 @@ print("random init", results["random_init"])
 # ## The study: methods, temperatures and optimizers, one at a time around SimCLR / tau 0.1 / AdamW
 
 # %%
-def dask_client(address):
-    """Connect to the scheduler and ship the trial module to the workers."""
-    from distributed import Client
-
-    client = Client(address, set_as_default=False)
-    try:
-        client.upload_file(str(HERE / "ssl_imagenet_trials.py"))
-    except Exception as exc:  # noqa: BLE001 - the workers may import it from their PYTHONPATH
-        print(f"note: could not upload ssl_imagenet_trials.py to the Dask workers ({exc}); they must "
-              f"import it themselves (start them with PYTHONPATH={HERE})")
-    return client
-
-
 ablations = {k: v for k, v in (("method", methods), ("temperature", temps), ("optimizer", optimizers)) if v}
 study = Study(baseline, ablations=ablations or None, seeds=[args.seed], name="ssl_study")
-client = dask_client(args.dask_scheduler) if args.dask_scheduler else None
+client = C.dask_client(args.dask_scheduler, HERE / "ssl_imagenet_trials.py") if args.dask_scheduler else None
 try:
     rows = run_study(study, trials.run_trial, out / "study" / "results.jsonl", n_jobs=opts["n_jobs"], scheduler=client,
                      threads_per_worker=opts["threads_per_worker"], resume=opts["resume"])

@@ -5,8 +5,6 @@ The rejections and --help run in this process (``runpy``: argparse exits before 
 one rejection per example and one --help also run in a subprocess, to see the real exit code and
 output.
 """
-import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -38,21 +36,12 @@ BAD = {
 CASES = [(script, flag, value) for script, bad in BAD.items() for flag, value in bad]
 
 
-def _run_inprocess(monkeypatch, capsys, script, argv):
-    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *argv])
-    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))   # cifar10_classifiers edits it
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-    with pytest.raises(SystemExit) as exc:
-        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
-    return exc.value.code, capsys.readouterr()
-
-
 @pytest.mark.parametrize("script, flag, value", CASES, ids=[f"{s[:-3]}{f}={v}" for s, f, v in CASES])
-def test_bad_flag_is_rejected_by_argparse(monkeypatch, capsys, tmp_path, script, flag, value):
-    code, cap = _run_inprocess(monkeypatch, capsys, script, [flag, value, "--out", str(tmp_path / "o")])
-    assert code == 2, (code, cap.err)
-    assert f"argument {flag}" in cap.err, cap.err
-    assert value in cap.err or "expected" in cap.err or "invalid choice" in cap.err, cap.err
+def test_bad_flag_is_rejected_by_argparse(run_example, tmp_path, script, flag, value):
+    code, _, err = run_example(script, flag, value, "--out", tmp_path / "o")
+    assert code == 2, (code, err)
+    assert f"argument {flag}" in err, err
+    assert value in err or "expected" in err or "invalid choice" in err, err
     assert not (tmp_path / "o").exists(), "nothing may be written before the arguments are checked"
 
 
@@ -60,9 +49,9 @@ def test_bad_flag_is_rejected_by_argparse(monkeypatch, capsys, tmp_path, script,
     ("fooling_images.py", ["--momentum", "1"], "--momentum"),
     ("cifar10_classifiers.py", ["--quick", "--val-size", "5000"], "--val-size"),
 ])
-def test_checks_after_parsing_also_exit_2(monkeypatch, capsys, tmp_path, script, argv, flag):
-    code, cap = _run_inprocess(monkeypatch, capsys, script, argv + ["--out", str(tmp_path / "o")])
-    assert code == 2 and f"argument {flag}" in cap.err, cap.err
+def test_checks_after_parsing_also_exit_2(run_example, tmp_path, script, argv, flag):
+    code, _, err = run_example(script, *argv, "--out", tmp_path / "o")
+    assert code == 2 and f"argument {flag}" in err, err
 
 
 @pytest.mark.parametrize("script, title", [

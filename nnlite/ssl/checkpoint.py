@@ -25,10 +25,10 @@ architecture, optimizer, data size or batch size) ``CheckpointMismatchError``.
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from ..nn.module import Module
 from ..train.checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint, save_checkpoint
 
@@ -74,19 +74,8 @@ def save_state(path, method, optimizer, schedule, state: dict) -> str:
                            extra=extra)
 
 
-def _int(st, key, lo, hi=None):
-    v = st.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"'{KEY}.{key}' must be an int {rng}, got {v!r:.60}")
-    return v
-
-
-def _real(st, key, lo=None):
-    v = st.get(key)
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or (lo is not None and v < lo):
-        raise ValueError(f"'{KEY}.{key}' must be a finite number{'' if lo is None else f' >= {lo}'}, got {v!r:.60}")
-    return float(v)
+def _field(st, key):
+    return st.get(key), f"'{KEY}.{key}'"
 
 
 def _check_rng(state, rng, key, path):
@@ -121,14 +110,15 @@ def check_state(extra, path, method, rng, num_images, batch_size) -> dict:
             raise CheckpointMismatchError(f"checkpoint '{path}' was trained with {key}={st.get(key)!r:.30}, "
                                           f"this run has {key}={now}")
     steps = num_images // batch_size
-    epoch, step = _int(st, "epoch", 0), _int(st, "step", 0, steps - 1)
-    k = _int(st, "global_step", 0)
+    epoch = check_int(*_field(st, "epoch"), minimum=0)
+    step = check_int(*_field(st, "step"), minimum=0, maximum=steps - 1)
+    k = check_int(*_field(st, "global_step"), minimum=0)
     if k != epoch * steps + step:
         raise ValueError(f"'{KEY}.global_step' = {k} does not match epoch {epoch} and step {step} "
                          f"at {steps} steps per epoch")
-    _real(st, "running")
-    _real(st, "elapsed", 0.0)
-    _real(st, "epoch_elapsed", 0.0)
+    check_real(*_field(st, "running"))
+    check_real(*_field(st, "elapsed"), lo=0.0)
+    check_real(*_field(st, "epoch_elapsed"), lo=0.0)
     _check_rng(st.get("rng"), rng, "rng", path)
     if step == 0 and st.get("epoch_rng") is not None:
         raise ValueError(f"'{KEY}.epoch_rng' must be null at an epoch boundary (step 0)")
