@@ -236,7 +236,7 @@ try:
     fig = Figure(figsize=(11, 5))
     for k, (tag, xt, yt) in enumerate([("in distribution (ID test)", d.x_idt, d.y_idt),
                                        ("OOD test", d.x_oodt, d.y_oodt)]):
-        e2 = ssl.tsne(ssl.embed(enc, xt), rng=args.seed)
+        e2 = ssl.tsne(ssl.embed(enc, xt), rng=args.seed, iterations=250 if args.quick else None)
         ax = fig.add_subplot(1, 2, k + 1)
         chosen = np.unique(yt)[:20]
         ax.scatter(e2[:, 0], e2[:, 1], s=3, c="lightgray")

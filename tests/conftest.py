@@ -37,3 +37,15 @@ def run_example(monkeypatch, capsys):
         cap = capsys.readouterr()
         return code, cap.out, cap.err + message
     return run
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n auto``, the default in setup.cfg) each worker runs its BLAS and OpenMP
+    code on one thread: the workers already fill the cores, and BLAS threads spinning beside another
+    worker's process only take turns with it. Serial runs (``-n 0``) keep the default threads."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from threadpoolctl import threadpool_limits
+        config.stash[_BLAS_LIMIT] = threadpool_limits(1)
+
+
+_BLAS_LIMIT = pytest.StashKey()

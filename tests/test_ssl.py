@@ -189,3 +189,14 @@ def test_tsne_shape():
     pytest.importorskip("sklearn")
     e = np.random.default_rng(0).standard_normal((30, 5))
     assert ssl.tsne(e, rng=0).shape == (30, 2)
+
+
+def test_tsne_iterations_are_passed_and_checked():
+    pytest.importorskip("sklearn")
+    e = np.random.default_rng(0).standard_normal((30, 5))
+    # fewer iterations give a different (rougher) map; the same number gives the same map
+    a, b = ssl.tsne(e, rng=0, iterations=250), ssl.tsne(e, rng=0, iterations=250)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, ssl.tsne(e, rng=0))
+    with pytest.raises(ValueError, match="iterations"):
+        ssl.tsne(e, rng=0, iterations=100)
