@@ -22,7 +22,8 @@ import numpy as np
 from nnlite._io import atomic_open
 
 __all__ = ["base_parser", "parse_args", "script_description", "in_notebook", "positive_int",
-           "nonnegative_int", "positive_float", "nonnegative_float", "unit_interval", "decay_factor",
+           "nonnegative_int", "positive_float", "nonnegative_float", "unit_interval", "closed_unit_interval",
+           "decay_factor", "number_type", "number_list",
            "seed_int", "prepare_out", "write_json", "write_text", "machine_info", "compute_info",
            "describe_compute", "load_data", "is_bundled", "data_label", "quick_note", "Timer",
            "restored_epoch_text"]
@@ -31,70 +32,47 @@ __all__ = ["base_parser", "parse_args", "script_description", "in_notebook", "po
 # ------------------------------------------------------------------------------------------
 # argparse types: each rejects a bad value with exit code 2 and a message naming the flag
 # ------------------------------------------------------------------------------------------
-def _number(text, kind, what):
-    try:
-        v = kind(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if isinstance(v, float) and not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return v
+def number_type(kind, ok, what: str):
+    """An argparse type: ``text -> kind(text)``, finite, with ``ok(value)`` true; else an
+    ``ArgumentTypeError`` "expected <what>, got '<text>'" (argparse adds the flag's name)."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+    parse.__doc__ = f"argparse type: {what}."
+    return parse
 
 
-def positive_int(text) -> int:
-    """argparse type: an integer >= 1."""
-    v = _number(text, int, "a positive integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {text!r}")
-    return v
+def number_list(kind, what: str, allow_empty: bool = False, distinct: bool = False):
+    """An argparse type: comma-separated positive finite numbers of ``kind`` ("32,64,128" ->
+    [32, 64, 128]); at least one unless ``allow_empty`` ("" -> []); no repeats if ``distinct``."""
+    item = number_type(kind, lambda v: v > 0, f"positive {what}")
+
+    def parse(text):
+        try:
+            vals = [item(v) for v in text.split(",") if v.strip()]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated positive {what}, got {text!r}") from None
+        if not (vals or allow_empty) or (distinct and len(set(vals)) != len(vals)):
+            rule = "distinct " if distinct else ""
+            raise argparse.ArgumentTypeError(f"expected comma-separated {rule}positive {what}, got {text!r}")
+        return vals
+    parse.__doc__ = f"argparse type: comma-separated positive {what}."
+    return parse
 
 
-def nonnegative_int(text) -> int:
-    """argparse type: an integer >= 0."""
-    v = _number(text, int, "a non-negative integer")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer (>= 0), got {text!r}")
-    return v
-
-
-def seed_int(text) -> int:
-    """argparse type: a seed, an integer in [0, 2**63)."""
-    v = _number(text, int, "a non-negative integer seed")
-    if not 0 <= v < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**63), got {text!r}")
-    return v
-
-
-def positive_float(text) -> float:
-    """argparse type: a finite number > 0."""
-    v = _number(text, float, "a positive number")
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number (> 0), got {text!r}")
-    return v
-
-
-def nonnegative_float(text) -> float:
-    """argparse type: a finite number >= 0."""
-    v = _number(text, float, "a non-negative number")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number (>= 0), got {text!r}")
-    return v
-
-
-def unit_interval(text) -> float:
-    """argparse type: a number in [0, 1) (a dropout rate, a validation fraction...)."""
-    v = _number(text, float, "a number in [0, 1)")
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
-
-
-def decay_factor(text) -> float:
-    """argparse type: a learning-rate factor per epoch, in (0, 1]."""
-    v = _number(text, float, "a number in (0, 1]")
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {text!r}")
-    return v
+positive_int = number_type(int, lambda v: v >= 1, "a positive integer (>= 1)")
+nonnegative_int = number_type(int, lambda v: v >= 0, "a non-negative integer (>= 0)")
+seed_int = number_type(int, lambda v: 0 <= v < 2 ** 63, "a seed in [0, 2**63)")
+positive_float = number_type(float, lambda v: v > 0, "a positive number (> 0)")
+nonnegative_float = number_type(float, lambda v: v >= 0, "a non-negative number (>= 0)")
+unit_interval = number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1) (a rate, a fraction)")
+closed_unit_interval = number_type(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+decay_factor = number_type(float, lambda v: 0 < v <= 1, "a factor in (0, 1] (per epoch)")
 
 
 # ------------------------------------------------------------------------------------------

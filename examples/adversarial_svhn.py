@@ -34,7 +34,6 @@
 # Output: runs/adversarial_<dataset>/ (metrics.json, report.md and the PNG figures).
 
 # %%
-import argparse
 import os
 import sys
 import time
@@ -44,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent) if "__file__" in globals() else "examples")
-from _common import (Timer, base_parser, command_line, compute_info, describe_compute, machine_info,  # noqa: E402
-                     nonnegative_int, parse_args, positive_float, positive_int, prepare_out, quick_note,
-                     script_description, write_json, write_text)
+from _common import (Timer, base_parser, closed_unit_interval, command_line, compute_info,  # noqa: E402
+                     describe_compute, machine_info, nonnegative_int, number_type, parse_args, positive_float,
+                     positive_int, prepare_out, quick_note, script_description, write_json, write_text)
 
 import nnlite.nn as nn  # noqa: E402
 from nnlite import metrics  # noqa: E402
@@ -92,26 +91,7 @@ QUICK = dict(n_train=1500, n_test=300, n_attack=300, pgd_n=60, pgd_steps=3, epoc
              ensemble_n=60, ensemble_steps=10, ensemble_queries=100, check_n=60, minimal_n=10)
 
 
-def pixel_eps(text) -> float:
-    """argparse type: a radius in pixel units, a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (pixel units), got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (pixel units), got {text!r}")
-    return v
-
-
-def fraction(text) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
+pixel_eps = number_type(float, lambda v: 0 <= v <= 1, "a number in [0, 1] (pixel units)")
 
 
 p = base_parser(script_description(globals().get("__file__"), "Adversarial robustness of a CNN"),
@@ -153,7 +133,7 @@ p.add_argument("--adv-init-from", default=None, metavar="CHECKPOINT",
                     "earlier robust model; overrides --adv-init) (default: none)")
 p.add_argument("--adv-warmup", type=nonnegative_int, default=None,
                help="clean epochs at the start of adversarial training (default: per data set)")
-p.add_argument("--ratio", type=fraction, default=None,
+p.add_argument("--ratio", type=closed_unit_interval, default=None,
                help="fraction of each training batch replaced by adversarial examples (default: per recipe)")
 p.add_argument("--monitor-n", type=nonnegative_int, default=None,
                help="validation images whose PGD-10 accuracy is measured after every adversarial epoch, for "

@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent) if "__file__" in globals() else "examples")
 import _fashion_report_trials as T  # noqa: E402
-from _common import (Timer, base_parser, command_line, machine_info, nonnegative_int, parse_args,  # noqa: E402
-                     positive_float, positive_int, prepare_out, quick_note, script_description, unit_interval,
-                     write_json, write_text)
+from _common import (Timer, base_parser, command_line, machine_info, nonnegative_int, number_list,  # noqa: E402
+                     parse_args, positive_float, positive_int, prepare_out, quick_note, script_description,
+                     unit_interval, write_json, write_text)
 
 from nnlite import metrics  # noqa: E402
 from nnlite.data import stratified_subset  # noqa: E402
@@ -38,18 +38,6 @@ from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
 from nnlite.optim import Adam  # noqa: E402
 from nnlite.sweep import Study, add_sweep_args, run_study, sweep_options, trial_id  # noqa: E402
 from nnlite.train import EarlyStopping, Trainer  # noqa: E402
-
-
-def _list(kind, what):
-    def parse(text):
-        try:
-            vals = [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}") from None
-        if not vals or any(v <= 0 for v in vals):
-            raise argparse.ArgumentTypeError(f"expected positive {what}, got {text!r}")
-        return vals
-    return parse
 
 
 def _filters(text):
@@ -81,11 +69,12 @@ p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, defaul
 p.add_argument("--search-size", type=positive_int, default=12000,
                help="images of the class-stratified training subset used by the grid searches")
 p.add_argument("--search-epochs", type=positive_int, default=6, help="maximum epochs of a grid-search trial")
-p.add_argument("--grid-batch", type=_list(int, "integers"), default=[32, 64, 128, 256], help="batch sizes of grid 1")
-p.add_argument("--grid-lr", type=_list(float, "numbers"), default=[1e-4, 3e-4, 1e-3, 3e-3],
+p.add_argument("--grid-batch", type=number_list(int, "integers"), default=[32, 64, 128, 256],
+               help="batch sizes of grid 1")
+p.add_argument("--grid-lr", type=number_list(float, "numbers"), default=[1e-4, 3e-4, 1e-3, 3e-3],
                help="learning rates of grid 1")
 p.add_argument("--grid-filters", type=_filters, default=[(16, 32), (32, 64), (64, 128)], help="filter pairs of grid 2")
-p.add_argument("--latents", type=_list(int, "integers"), default=list(T.LATENT_SIZES),
+p.add_argument("--latents", type=number_list(int, "integers"), default=list(T.LATENT_SIZES),
                help="latent sizes of the autoencoder study")
 p.add_argument("--ae-epochs", type=positive_int, default=10, help="epochs per autoencoder")
 p.add_argument("--ae-filters", type=_filters, default=[(32, 64)], help="filters of the autoencoders' two convs")

@@ -71,15 +71,7 @@ def optimizer_list(text):
     return _choices(text, tuple(trials.OPTIMIZERS), "optimizers")
 
 
-def temperature_list(text):
-    """argparse type: comma-separated distinct positive temperatures ('' for none)."""
-    try:
-        temps = [float(t) for t in text.split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if any(not t > 0 or t == float("inf") for t in temps) or len(set(temps)) != len(temps):
-        raise argparse.ArgumentTypeError(f"every temperature must be a distinct finite number > 0, got {text!r}")
-    return temps
+temperature_list = C.number_list(float, "temperatures", allow_empty=True, distinct=True)
 
 
 p = C.base_parser(C.script_description(globals().get("__file__"), "SSL on Tiny ImageNet"), "ssl_imagenet")

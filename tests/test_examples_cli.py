@@ -94,11 +94,7 @@ def test_bad_flag_in_a_subprocess_exit_code_2(script):
 
 def test_description_percent_signs_reach_help_as_written(tmp_path, capsys):
     """A '%' in a script's first markdown cell is shown once in --help, not doubled."""
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import _common as C
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    C = _common_module()
     script = tmp_path / "demo.py"
     script.write_text("# %% [markdown]\n# # Demo\n# reaches 93.8% accuracy\n\n# %%\nx = 1\n")
     text = C.script_description(str(script))
@@ -107,3 +103,47 @@ def test_description_percent_signs_reach_help_as_written(tmp_path, capsys):
         C.base_parser(text, "demo").parse_args(["--help"])
     out = capsys.readouterr().out
     assert "93.8% accuracy" in out and "%%" not in out
+
+
+def _common_module():
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import _common as C
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return C
+
+
+@pytest.mark.parametrize("name, good, bad", [
+    ("positive_int", [("3", 3)], ["0", "-1", "1.5", "x", ""]),
+    ("nonnegative_int", [("0", 0)], ["-1", "2.0"]),
+    ("seed_int", [("0", 0), (str(2 ** 63 - 1), 2 ** 63 - 1)], ["-1", str(2 ** 63)]),
+    ("positive_float", [("1e-3", 1e-3)], ["0", "-2", "nan", "inf"]),
+    ("nonnegative_float", [("0", 0.0)], ["-1e-9", "nan"]),
+    ("unit_interval", [("0", 0.0), ("0.5", 0.5)], ["1", "-0.1", "nan"]),
+    ("closed_unit_interval", [("0", 0.0), ("1", 1.0)], ["1.01", "-0.1", "nan"]),
+    ("decay_factor", [("1", 1.0), ("0.5", 0.5)], ["0", "1.5"]),
+])
+def test_number_types_accept_and_reject(name, good, bad):
+    import argparse
+
+    parse = getattr(_common_module(), name)
+    for text, value in good:
+        assert parse(text) == value and type(parse(text)) is type(value)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected .*got {text!r}"):
+            parse(text)
+
+
+def test_number_list():
+    import argparse
+
+    C = _common_module()
+    ints = C.number_list(int, "integers")
+    assert ints("32,64, 128") == [32, 64, 128]
+    temps = C.number_list(float, "temperatures", allow_empty=True, distinct=True)
+    assert temps("") == [] and temps("0.05,0.5") == [0.05, 0.5]
+    for parse, text in [(ints, ""), (ints, "32,0"), (ints, "1.5"), (ints, "a,b"), (temps, "0.1,0.1"),
+                        (temps, "0.1,inf"), (temps, "-1")]:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated"):
+            parse(text)

@@ -72,6 +72,21 @@ def test_save_embeddings(tmp_path):
         np.testing.assert_array_equal(f["labels"], y)
 
 
+def test_save_embeddings_refuses_bad_input_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "e.npz"
+    e = np.ones((3, 2), np.float32)
+    ssl.save_embeddings(path, e)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="labels must have shape"):
+        ssl.save_embeddings(path, e, np.arange(4))
+    with pytest.raises(ValueError, match="rank 2"):
+        ssl.save_embeddings(path, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="plain numeric"):
+        ssl.save_embeddings(path, e, note=np.array([{"a": 1}], dtype=object))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["e.npz"], "a temporary file was left behind"
+
+
 # ----------------------------------------------------------------------------------- training
 @pytest.mark.parametrize("name", ["simclr", "byol", "barlow"])
 def test_pretrain_runs_and_byol_target_gets_no_gradient(name):
@@ -96,6 +111,19 @@ def test_pretrain_runs_and_byol_target_gets_no_gradient(name):
         tau = method.tau
         assert ssl.cosine_tau(3, 3) == tau == 1.0                  # the last step of the schedule
         assert any(not np.allclose(b, p.data) for b, p in zip(t_before, method.target_encoder.parameters()))
+
+
+def test_pretrain_gives_a_schedule_without_length_the_run_s_steps():
+    x = np.random.default_rng(0).random((32, 3, 8, 8)).astype(np.float32)
+    m = ssl.SimCLR(ssl.small_cnn((4,), rng=0), ssl.mlp_head(4, 8, 4, rng=1))
+    opt = optim.SGD(m.parameters(), lr=0.1)
+    sched = optim.WarmupCosine(opt, warmup_fraction=0.25)             # no total_steps given
+    ssl.pretrain(m, x, 3, 8, opt, ssl.simclr_cifar(), rng=0, schedule=sched, max_steps=10)
+    twin = optim.WarmupCosine(optim.SGD(m.parameters(), lr=0.1), warmup_fraction=0.25, total_steps=10)
+    for _ in range(10):
+        twin.step()
+    assert sched.get_last_lr() == twin.get_last_lr()                     # the cosine ended where the run did
+    assert sched.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_pretrain_reproducible():

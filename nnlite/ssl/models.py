@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from .._checks import as_generator, check_int
+from .._checks import as_generator, check_float_array, check_int
+from .._io import atomic_open
 
 RESNET_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
@@ -103,16 +104,29 @@ def embed(encoder, x, batch_size=256, head=None, dtype=np.float32):
 
 
 def save_embeddings(path, embeddings, labels=None, **extra):
-    """Save embeddings (N, D) (and labels (N,)) as an npz written atomically (tmp + rename)."""
-    import os
-    path = str(path)
-    tmp = path + ".tmp.npz"
-    arrays = {"embeddings": np.asarray(embeddings)}
+    """Save embeddings (N, D) (and labels (N,), and any ``extra`` plain arrays) as an npz.
+
+    Written through :func:`nnlite._io.atomic_open`: the file appears whole or not at all, and a
+    failed write leaves an earlier file of the same name as it was. Object arrays are refused
+    (they would need pickle to load). Read back with ``np.load(path)`` (``allow_pickle=False``).
+    """
+    embeddings = check_float_array(np.asarray(embeddings), "embeddings", ndim=2)
+    arrays = {"embeddings": embeddings}
     if labels is not None:
-        arrays["labels"] = np.asarray(labels)
-    arrays.update({k: np.asarray(v) for k, v in extra.items()})
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+        labels = np.asarray(labels)
+        if labels.shape != (len(embeddings),):
+            raise ValueError(f"labels must have shape ({len(embeddings)},) like the embeddings' rows, "
+                             f"got {labels.shape}")
+        arrays["labels"] = labels
+    for key, value in extra.items():
+        if key in arrays:
+            raise ValueError(f"extra array name {key!r} is taken by the embeddings or labels")
+        arrays[key] = np.asarray(value)
+    for key, value in arrays.items():
+        if value.dtype.hasobject:
+            raise TypeError(f"{key} must be a plain numeric array, got dtype {value.dtype}")
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
 
 
 def recalibrate_batchnorm(encoder, x, batch_size=256, batches=20, rng=0, dtype=np.float32):

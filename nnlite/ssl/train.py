@@ -208,6 +208,8 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
     Per step: a batch (a fresh permutation per epoch, the last partial batch dropped so that
     batch norm and the number of negatives stay fixed), two views by ``augment.two_views``,
     ``method.step``, ``optimizer.step()``, ``schedule.step()`` (per step), ``method.after_step``.
+    A schedule built without its length (e.g. ``WarmupCosine(opt, warmup_fraction=0.05)``) is
+    given the run's planned steps (``epochs * (N // batch_size)``, or ``max_steps`` if smaller).
     ``max_steps``: stop after that many optimizer steps (the last epoch may then be partial);
     ``time_budget`` (seconds): stop after the step during which it ran out (that epoch is then
     partial too; its ``on_epoch_end`` still runs). Returns a history dict: ``loss`` (mean per
@@ -250,6 +252,8 @@ def pretrain(method, x, epochs, batch_size, optimizer, augment, rng, schedule=No
         running, elapsed, epoch_elapsed, epoch_rng = st["running"], st["elapsed"], st["epoch_elapsed"], st["epoch_rng"]
         if log is not None:
             log(f"resumed from {os.fspath(source)}: epoch {first_epoch}, step {first_step}, {k} steps done")
+    if schedule is not None and getattr(schedule, "needs_total_steps", False):
+        schedule.set_total_steps(total)           # built without its length: it spans the run, as in Trainer.fit
 
     def save(epoch, step, running, epoch_rng, t_epoch):
         if checkpoint is None:
