@@ -36,10 +36,14 @@ p.add_argument("--temperature", type=C.positive_float, default=0.2, help="NT-Xen
 p.add_argument("--lr", type=C.positive_float, default=2e-3, help="AdamW peak learning rate")
 p.add_argument("--weight-decay", type=C.nonnegative_float, default=1e-4, help="AdamW weight decay")
 p.add_argument("--proj-dim", type=C.positive_int, default=128, help="projection head output size")
-p.add_argument("--bank-size", type=C.positive_int, default=10000,
-               help="training images (random subset) used as k-NN memory bank and linear-probe training set")
+p.add_argument("--bank-size", type=C.positive_int, default=None,
+               help="labelled training images (a random subset) for the k-NN memory bank and the linear probe's "
+                    "training set (default: all of them, the standard protocol)")
 p.add_argument("--test-size", type=C.positive_int, default=10000, help="test images evaluated")
 p.add_argument("--threads", type=C.positive_int, default=None, help="nnlite worker threads (default: all cores)")
+p.add_argument("--resume", action="store_true",
+               help="continue from OUT/pretrain_checkpoint.npz (written every epoch) if it exists; with the same "
+                    "arguments a finished run only re-evaluates, a larger --steps extends it")
 args = C.parse_args(p)
 if args.quick:
     args.steps, args.batch_size, args.bank_size, args.test_size, args.width = 3, 32, 300, 200, 8
@@ -48,14 +52,14 @@ rng = np.random.default_rng(args.seed)
 
 # %% [markdown]
 # ## Data
-# All 50,000 training images for self-supervised training (labels unused); a random subset of
-# `--bank-size` labelled training images is the k-NN memory bank and the linear probe's
-# training set; the test images are the evaluation set.
+# All 50,000 training images for self-supervised training (labels unused); the labelled training
+# images (all of them by default, or a random subset of `--bank-size`) are the k-NN memory bank
+# and the linear probe's training set; the test images are the evaluation set.
 
 # %%
 ds = C.load_data(load_cifar10, args.data, n_train=2000 if args.quick else None)
 x_train, y_train = ds.x_train, ds.y_train
-bank = rng.permutation(len(x_train))[:args.bank_size]
+bank = rng.permutation(len(x_train))[:args.bank_size]         # bank_size None: all, in a random order
 xb, yb = x_train[bank], y_train[bank]
 xt, yt = ds.x_test[:args.test_size], ds.y_test[:args.test_size]
 print(f"train {x_train.shape}, bank {xb.shape}, test {xt.shape}; {ds.source}")
@@ -111,7 +115,8 @@ epochs = -(-args.steps // steps_per_epoch)
 monitor = ssl.KNNMonitor(encoder, xb[:2000], yb[:2000], xt[:1000], yt[:1000], k=200, temperature=0.1)
 history = ssl.pretrain(method, x_train, epochs, args.batch_size, opt, augment, rng, schedule=sched,
                        on_epoch_end=monitor, log=print, time_budget=args.time_budget * 60,
-                       threads=args.threads, max_steps=args.steps)
+                       threads=args.threads, max_steps=args.steps,
+                       checkpoint=out / "pretrain_checkpoint.npz", resume=args.resume)
 print(f"pre-training: {history['total_steps']} steps in {history['wall_time'] / 60:.1f} min "
       f"(stopped by {history['stopped']})")
 

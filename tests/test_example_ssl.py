@@ -28,7 +28,7 @@ def test_simclr_cifar10_quick(tmp_path):
     for key in ("random_init", "simclr"):
         assert 0 <= metrics[key]["knn200"] <= 1 and 0 <= metrics[key]["linear_probe"] <= 1
     assert "Smoke test" in report and "SVHN is not available offline" in report
-    for fig in ("retrieval.png", "history.png", "embeddings_test.npz"):
+    for fig in ("retrieval.png", "history.png", "embeddings_test.npz", "pretrain_checkpoint.npz"):
         assert (tmp_path / fig).is_file()
 
 
