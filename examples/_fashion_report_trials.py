@@ -25,6 +25,7 @@ from nnlite.losses import MSE, SoftmaxCrossEntropy
 from nnlite.models.autoencoder import conv_autoencoder
 from nnlite.optim import Adam, WarmupCosine
 from nnlite.train import EarlyStopping, Trainer
+from nnlite.weights import load_weights, save_weights
 
 SPLIT_SEED = 1234          # the validation split, the same for every trial
 AE_VAL_SIZE = 5000         # autoencoder validation images held out of the 60,000
@@ -129,7 +130,7 @@ def autoencoder_trial(config):
     if config.get("weights_dir"):
         folder = Path(config["weights_dir"])
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / f"ae_latent{config['latent']}_seed{config['seed']}.npz", **ae.state_dict())
+        save_weights(folder / f"ae_latent{config['latent']}_seed{config['seed']}.npz", ae)   # atomic
     return {"test_mse": float(test_mse), "val_mse": [float(v) for v in hist["val_loss"]],
             "train_mse": [float(v) for v in hist["loss"]], "epochs": len(hist["loss"]),
             "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(n_test), "data": ds.source,
@@ -142,8 +143,7 @@ def load_autoencoder(config):
     if not path.exists():
         return None
     ae = conv_autoencoder(latent=config["latent"], filters=tuple(config["filters"]), rng=0)
-    with np.load(path) as f:
-        ae.load_state_dict({k: f[k] for k in f.files})
+    load_weights(path, ae)
     return ae
 
 

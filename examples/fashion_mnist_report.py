@@ -31,6 +31,7 @@ from _common import (Timer, base_parser, command_line, machine_info, nonnegative
                      unit_interval, write_json, write_text)
 
 from nnlite import metrics  # noqa: E402
+from nnlite.weights import load_weights, save_weights  # noqa: E402
 from nnlite.data import stratified_subset  # noqa: E402
 from nnlite.explain import (TAGS, confusion_groups, embed, explain_mistakes, plot_explanations,  # noqa: E402
                             rank_mistakes)
@@ -204,8 +205,7 @@ if "final" not in skip:
         saved = out / f"final_{trial_id(fcfg)}"
         if saved.with_suffix(".json").exists():
             info = json.loads(saved.with_suffix(".json").read_text())
-            with np.load(saved.with_suffix(".npz")) as f:
-                model.load_state_dict({k: f[k] for k in f.files})
+            load_weights(saved.with_suffix(".npz"), model)         # checksummed; WeightsError if damaged
             hist, train_s = info["history"], info["train_s"]
             print(f"{name}: loaded {saved}.npz (trained in {train_s:.0f} s by an earlier run)")
         else:
@@ -213,7 +213,7 @@ if "final" not in skip:
                 hist = trainer.fit(x_train[tr_idx], y_train[tr_idx], epochs=args.epochs,
                                    val_data=(x_train[va_idx], y_train[va_idx])).to_dict()
             train_s = t.seconds
-            np.savez(saved.with_suffix(".npz"), **model.state_dict())
+            save_weights(saved.with_suffix(".npz"), model)         # atomic: whole or absent
             write_json(saved.with_suffix(".json"), {"config": fcfg, "history": hist, "train_s": train_s})
         test = trainer.evaluate(x_test, y_test)
         finals[name] = {"model": model, "trainer": trainer, "history": hist, "test_acc": test["acc"],
