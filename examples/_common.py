@@ -185,9 +185,9 @@ def write_json(path, data) -> None:
 
 
 def write_text(path, text: str) -> None:
-    """Write a text file atomically, with the permissions of any new file (umask)."""
-    with atomic_open(path, "w") as f:
-        f.write(text)
+    """Write a text file atomically (UTF-8, whatever the locale), with the permissions of any new file (umask)."""
+    with atomic_open(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def machine_info() -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import check_path, check_str
+from .._io import atomic_open
 from .results import latest_rows
 from .study import SEED_KEY, Study, canonical_json, _value_key
 
@@ -392,7 +393,8 @@ def write_report(rows, study, metric: str, out_dir, fmt: str = ".4g") -> list:
             lines.append(f"- ... and {len(failed) - 20} more")
         parts.append("## Failed trials\n\n" + "\n".join(lines) + "\n")
     tables_path = out_dir / "tables.md"
-    tables_path.write_text("\n".join(parts), encoding="utf-8")
+    with atomic_open(tables_path) as fh:                            # whole or absent, like every output
+        fh.write("\n".join(parts).encode("utf-8"))
 
     paths = [tables_path]
     for param in study.varied_params:
