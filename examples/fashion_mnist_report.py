@@ -227,7 +227,7 @@ if "final" not in skip:
             h = np.asarray(f["history"][m], float)
             curves[f"{label}, {name}"] = np.pad(h, (0, ep.size - h.size), constant_values=np.nan)
     viz.plot_curve(ep, curves, xlabel="epoch", ylabel="accuracy", path=out / "q5_dropout_histories.png",
-                   title=f"Dropout {args.dropout:g} vs none, same budget ({args.epochs} epochs max)")
+                   title=f"Dropout {args.dropout:g} vs none\nsame budget, at most {args.epochs} epochs")
     final = finals["dropout"]
     pred = final["trainer"].predict(x_test)
     report_cls = metrics.classification_report(y_test, pred, class_names=ds.classes)
