@@ -186,8 +186,8 @@ def write_json(path, data) -> None:
 
 def write_text(path, text: str) -> None:
     """Write a text file atomically (UTF-8, whatever the locale), with the permissions of any new file (umask)."""
-    with atomic_open(path) as f:
-        f.write(text.encode("utf-8"))
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 def machine_info() -> dict:

@@ -100,7 +100,7 @@ def remove_orphan_temps(path) -> list:
 def atomic_open(path, mode: str = "wb", fsync: bool = True):
     """``with atomic_open(path) as f: f.write(...)`` -- the file appears only if the block succeeds.
 
-    path: destination (parent folders are created); mode: "wb" or "w".
+    path: destination (parent folders are created); mode: "wb" or "w" (text, UTF-8 whatever the locale).
     On an exception the temporary file is removed and ``path`` is left as it was. Orphaned
     temporary files of earlier killed writes of ``path`` are removed first
     (:func:`remove_orphan_temps`).
@@ -115,7 +115,7 @@ def atomic_open(path, mode: str = "wb", fsync: bool = True):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     _ACTIVE.add(tmp)
     try:
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
             if fsync:

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_BLAS_LIMIT = pytest.StashKey()      # the xdist worker's BLAS/OpenMP limit, held for the session
 
 
 @pytest.fixture
@@ -47,5 +48,3 @@ def pytest_configure(config):
         from threadpoolctl import threadpool_limits
         config.stash[_BLAS_LIMIT] = threadpool_limits(1)
 
-
-_BLAS_LIMIT = pytest.StashKey()

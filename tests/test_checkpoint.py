@@ -548,3 +548,20 @@ def test_next_save_removes_orphan_temp_files_of_killed_saves(trained):
     left = sorted(n for n in os.listdir(d) if n.endswith(".tmp"))
     assert left == sorted([fresh_old_style.name, live.name, other.name])
     assert load_checkpoint(path, mlp(seed=3))["epoch"] == 2
+
+
+def test_atomic_open_text_mode_is_utf8_whatever_the_locale(tmp_path):
+    """Reports hold non-ASCII text (<=, ->, accents): mode "w" writes UTF-8 even in a process whose
+    locale encoding is ASCII (C locale, no coercion, no UTF-8 mode)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.md"
+    code = ("import sys, locale\nfrom nnlite._io import atomic_open\n"
+            "enc = locale.getpreferredencoding(False)\n"
+            "assert enc.lower() in ('ascii', 'ansi_x3.4-1968'), enc\n"
+            "with atomic_open(sys.argv[1], 'w') as f:\n    f.write('MSE \\u2264 0.009 \\u2192 met, caf\\xe9')\n")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    p = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert path.read_bytes().decode("utf-8") == "MSE \u2264 0.009 \u2192 met, caf\xe9"

@@ -393,8 +393,8 @@ def write_report(rows, study, metric: str, out_dir, fmt: str = ".4g") -> list:
             lines.append(f"- ... and {len(failed) - 20} more")
         parts.append("## Failed trials\n\n" + "\n".join(lines) + "\n")
     tables_path = out_dir / "tables.md"
-    with atomic_open(tables_path) as fh:                            # whole or absent, like every output
-        fh.write("\n".join(parts).encode("utf-8"))
+    with atomic_open(tables_path, "w") as fh:                       # whole or absent, like every output
+        fh.write("\n".join(parts))
 
     paths = [tables_path]
     for param in study.varied_params:
