@@ -18,6 +18,16 @@ def relu_backward(dout, cache):
     return dout * (cache > 0)
 
 
+def relu6_forward(x):
+    """y = min(max(x, 0), 6) (MobileNet's bounded ReLU)."""
+    return np.minimum(np.maximum(x, 0), 6).astype(x.dtype, copy=False), (x > 0) & (x < 6)
+
+
+def relu6_backward(dout, cache):
+    """dy/dx = 1 where 0 < x < 6 else 0 (0 at both kinks, as PyTorch's ReLU6). A fresh array."""
+    return dout * cache
+
+
 def leaky_relu_forward(x, negative_slope: float = 0.01):
     """y = x if x > 0 else a*x."""
     a = np.asarray(negative_slope, dtype=x.dtype)

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
-from .._checks import (as_generator, check_backward_ready, check_bool, check_dout, check_float_array, check_int,
-                       check_same_dtype, pair)
+from .._checks import pair
 from ..functional.conv_transpose import conv_transpose_output_size
-from ..init import get_initializer
-from .layers import _WeightBias, _window
-from .parameter import Parameter
+from .layers import _Conv
 
-class ConvTranspose2d(_WeightBias):
+
+class ConvTranspose2d(_Conv):
     """Transposed 2-D convolution, PyTorch's ``nn.ConvTranspose2d`` without groups/dilation.
 
     x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H - 1)*s - 2p + k + output_padding.
@@ -28,47 +25,21 @@ class ConvTranspose2d(_WeightBias):
     ``needs_input_grad=False`` skips dx in backward (which then returns None).
     """
 
+    _kernel = "conv_transpose2d"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
         super().__init__()
-        self.in_channels = check_int(in_channels, "in_channels")
-        self.out_channels = check_int(out_channels, "out_channels")
-        bias = check_bool(bias, "bias")
-        self.kernel_size, self.stride = _window(kernel_size, stride)
+        self._init_conv(in_channels, out_channels, lambda i, o: (i, o), kernel_size, stride, bias, rng, dtype, init)
         self.padding = pair(padding, "padding")
         self.output_padding = pair(output_padding, "output_padding")
         for op, s in zip(self.output_padding, self.stride):
             if op >= s:
                 raise ValueError(f"output_padding must be smaller than stride, got output_padding="
                                  f"{self.output_padding} with stride={self.stride}")
-        shape = (self.in_channels, self.out_channels) + self.kernel_size
-        self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
-        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
-        self.needs_input_grad = True
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"ConvTranspose2d expects {self.in_channels} input channels "
-                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
-        check_same_dtype(x, self.weight.data)
-        name = kernels.active_name()
-        k = kernels.storey(name)
-        out, cache = k.conv_transpose2d_forward(x, self.weight.data, self._bias_data(), self.stride,
-                                                self.padding, self.output_padding)
-        self._cache, self._out_shape = (name, cache), out.shape
-        return out
-
-    def backward(self, dout):
-        """dout: (N, out_channels, Ho, Wo) -> dx: x's shape (or None); adds dW, db into ``grad``."""
-        check_backward_ready(self._cache, "ConvTranspose2d")
-        check_dout(dout, self._out_shape, "ConvTranspose2d")
-        name, cache = self._cache
-        k = kernels.storey(name)
-        dx, dw, db = k.conv_transpose2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
-                                                 need_weight_grad=self._needs_weight_grad())
-        self._accumulate(dw, db)
-        return dx
+    def _geometry(self):
+        return self.stride, self.padding, self.output_padding
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape

@@ -85,6 +85,11 @@ class ReLU(_Stateless):
     _kernel = "relu"
 
 
+class ReLU6(_Stateless):
+    """y = min(max(x, 0), 6) (MobileNet's activation; the gradient is 0 at both kinks, as PyTorch)."""
+    _kernel = "relu6"
+
+
 class Sigmoid(_Stateless):
     """y = 1 / (1 + exp(-x))."""
     _kernel = "sigmoid"
@@ -217,37 +222,36 @@ class Linear(_WeightBias):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
-class Conv2d(_WeightBias):
-    """2-D convolution over NCHW input via im2col + one GEMM.
+class _Conv(_WeightBias):
+    """The plumbing the convolution layers share: weight and bias, the input check, the kernel pair
+    of the active storey (``<_kernel>_forward(x, w, b, *self._geometry())`` and
+    ``<_kernel>_backward(dout, cache, need_input_grad, need_weight_grad)``), ``needs_input_grad``.
+    Subclasses set ``_kernel``, call ``_init_conv`` and define ``_geometry`` and ``output_shape``."""
+    _kernel = None
 
-    x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
-    padding: int, (ph, pw), "valid" (0) or "same" (stride 1, odd kernel: Ho = H).
-    weight: (out_channels, in_channels, kh, kw), He-normal (fan_in = C_in*kh*kw); bias zeros.
-    ``needs_input_grad=False`` (set it on a model's first layer) skips the input gradient
-    (dx) in backward, which then returns None.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
-        super().__init__()
+    def _init_conv(self, in_channels: int, out_channels: int, weight_shape, kernel_size, stride, bias,
+                   rng, dtype, init):
+        """weight_shape(in_channels, out_channels) -> the weight's leading two dimensions."""
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         bias = check_bool(bias, "bias")
         self.kernel_size, self.stride = _window(kernel_size, stride)
-        self.padding = _conv_padding(padding, self.kernel_size, self.stride)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = weight_shape(self.in_channels, self.out_channels) + self.kernel_size
         self.weight = Parameter(get_initializer(init)(shape, as_generator(rng), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         self.needs_input_grad = True
 
+    def _geometry(self) -> tuple:
+        raise NotImplementedError
+
     def forward(self, x):
         check_float_array(x, "x", ndim=4)
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d expects {self.in_channels} input channels (N, {self.in_channels}, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channels "
+                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         check_same_dtype(x, self.weight.data)
         name, k = _forward_kernels()
-        out, cache = k.conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
+        out, cache = getattr(k, self._kernel + "_forward")(x, self.weight.data, self._bias_data(), *self._geometry())
         self._cache = (name, cache)
         self._out_shape = out.shape
         return out
@@ -256,10 +260,31 @@ class Conv2d(_WeightBias):
         """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``."""
         k, cache = self._kernel_cache(dout)
-        dx, dw, db = k.conv2d_backward(dout, cache, need_input_grad=self.needs_input_grad,
-                                       need_weight_grad=self._needs_weight_grad())
+        dx, dw, db = getattr(k, self._kernel + "_backward")(dout, cache, need_input_grad=self.needs_input_grad,
+                                                            need_weight_grad=self._needs_weight_grad())
         self._accumulate(dw, db)
         return dx
+
+
+class Conv2d(_Conv):
+    """2-D convolution over NCHW input via im2col + one GEMM.
+
+    x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
+    padding: int, (ph, pw), "valid" (0) or "same" (stride 1, odd kernel: Ho = H).
+    weight: (out_channels, in_channels, kh, kw), He-normal (fan_in = C_in*kh*kw); bias zeros.
+    ``needs_input_grad=False`` (set it on a model's first layer) skips the input gradient
+    (dx) in backward, which then returns None.
+    """
+    _kernel = "conv2d"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
+        super().__init__()
+        self._init_conv(in_channels, out_channels, lambda i, o: (o, i), kernel_size, stride, bias, rng, dtype, init)
+        self.padding = _conv_padding(padding, self.kernel_size, self.stride)
+
+    def _geometry(self):
+        return self.stride, self.padding
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -270,6 +295,36 @@ class Conv2d(_WeightBias):
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
+
+
+class DepthwiseConv2d(_Conv):
+    """Depthwise 2-D convolution: each of the ``channels`` input channels is filtered on its own by
+    ``multiplier`` filters (PyTorch's ``Conv2d(channels, channels*multiplier, k, groups=channels)``).
+
+    x: (N, channels, H, W) -> (N, channels*multiplier, Ho, Wo), Ho = (H + 2p - k) // s + 1; output
+    channel c*multiplier + k reads input channel c. padding: int, (ph, pw), "valid" or "same".
+    weight: (channels*multiplier, 1, kh, kw) (PyTorch's layout), He-normal with fan_in = kh*kw (the
+    inputs one output sees; the same rule as Conv2d's C_in*kh*kw, with one input channel per
+    filter, and as PyTorch computes it for groups=C); bias zeros. A DepthwiseConv2d followed by a
+    1x1 Conv2d is a depthwise-separable convolution. ``needs_input_grad=False`` skips dx in backward.
+    """
+    _kernel = "depthwise_conv2d"
+
+    def __init__(self, channels: int, kernel_size, stride=1, padding=0, multiplier: int = 1,
+                 bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
+        super().__init__()
+        self.multiplier = check_int(multiplier, "multiplier")
+        self._init_conv(channels, check_int(channels, "channels") * self.multiplier, lambda i, o: (o, 1),
+                        kernel_size, stride, bias, rng, dtype, init)
+        self.channels = self.in_channels
+        self.padding = _conv_padding(padding, self.kernel_size, self.stride)
+
+    _geometry = Conv2d._geometry
+    output_shape = Conv2d.output_shape          # the same geometry: out_channels, kernel_size, stride, padding
+
+    def extra_repr(self):
+        return (f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, multiplier={self.multiplier}")
 
 
 class _Pool(_Stateless):
