@@ -133,7 +133,9 @@ def train(config, log=None):
     """Pre-train the config's method on the ID images with a per-epoch k-NN / linear-probe monitor.
 
     Optimizer ``adam`` (L2 weight decay in the gradient) or ``adamw`` (decoupled), warm-up +
-    cosine over ``steps``; ``ssl.simclr_imagenet()`` views. Returns (method, history, data).
+    cosine over ``steps``; views from ``ssl.simclr_imagenet()`` at resolution 64 and from
+    ``ssl.simclr_cifar()`` (the same without Gaussian blur) at 32, as SimCLR drops the blur for
+    32x32 images. Returns (method, history, data).
     """
     cfg = _config(config)
     d = prepare_data(cfg["data"], int(cfg["resolution"]), int(cfg["classes"]), int(cfg["split_seed"]))
@@ -145,7 +147,8 @@ def train(config, log=None):
     probe = int(cfg["monitor_probe_epochs"])
     monitor = ssl.KNNMonitor(m.encoder, d.x_ssl, d.y_ssl, d.x_idt, d.y_idt, k=200, temperature=0.1,
                              linear_probe_epochs=probe or None, probe_seed=int(cfg["seed"]))
-    h = ssl.pretrain(m, d.x_ssl, -(-steps // spe), batch, opt, ssl.simclr_imagenet(),
+    augment = ssl.simclr_imagenet() if int(cfg["resolution"]) == 64 else ssl.simclr_cifar()
+    h = ssl.pretrain(m, d.x_ssl, -(-steps // spe), batch, opt, augment,
                      np.random.default_rng(int(cfg["seed"])), schedule=sched, on_epoch_end=monitor,
                      threads=int(cfg["threads"]), max_steps=steps, log=log)
     return m, h, d

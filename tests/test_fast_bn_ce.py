@@ -2,11 +2,12 @@
 (nnlite/fast/losses.py) equal the textbook kernels.
 
 * batch norm: forward, backward (need_weight_grad True/False), the cache keys that
-  ``batchnorm_running_update`` reads; float64 to 1e-10, float32 dtype kept; channel-last and
-  C-contiguous NCHW, (N, D) C-contiguous, dout in the other layout; training and eval; outside
-  and inside a two-worker ``parallel.threads(2)`` block with the chunk and block sizes lowered
-  so that several chunks reach the workers and every chunk has several in-cache blocks;
-  deterministic inside a block.
+  ``batchnorm_running_update`` reads; float64 to 1e-10, float32 dtype kept; channel-last
+  (rows, wide element-wise views) and C-contiguous NCHW (planes, with the small ufunc
+  buffer), (N, D) C-contiguous, dout in the other layout; training and eval; outside and
+  inside a two-worker ``parallel.threads(2)`` block with the chunk and block sizes lowered so
+  that several chunks reach the workers and every chunk has several in-cache blocks;
+  deterministic inside a block; NumPy's buffer size restored.
 * softmax cross-entropy: loss and gradient, label smoothing and class weights, rows whose
   logits need the row-max shift (huge or very negative), the same argument errors; inside a
   block the results are the sequential ones bit for bit; a PyTorch twin.
@@ -37,6 +38,7 @@ def small_work(monkeypatch):
     monkeypatch.setattr(chunks_mod, "MIN_PARALLEL_SIZE", 0)
     monkeypatch.setattr(bn_mod, "CHUNK_BYTES", 1)
     monkeypatch.setattr(bn_mod, "BLOCK_BYTES", 7 * 8 * 8)       # 7 rows of 8 float64 features
+    monkeypatch.setattr(bn_mod, "PLANE_MIN_WIDTH", 0)           # planes: the small ufunc buffer
     monkeypatch.setattr(ce_mod, "BLOCK_BYTES", 3 * 8 * 10)      # 3 rows of 10 float64 logits
     regions = []
     for mod in (bn_mod, ce_mod):
@@ -122,8 +124,10 @@ def test_batchnorm_engine_equals_textbook_float64(small_work, layout, dout_layou
         new1 = T.batchnorm_running_update(rm, rv, c1)
         new2 = T.batchnorm_running_update(rm, rv, c2)
         assert all(_close(p, q, TOL) for p, q in zip(new1, new2))
-    if threads and layout != "nchw":              # the workers really ran, in several chunks
+    if threads:                                   # the workers really ran, in several chunks
         assert sum(k >= 2 for k in small_work) >= 2
+    if layout != "2d":                            # 4-D: the fast path ran (rows or planes)
+        assert "xhat" not in c1
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -144,7 +148,7 @@ def test_batchnorm_engine_keeps_float32(small_work, layout, threads, training):
 
 
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("layout", ["channel_last", "2d"])
+@pytest.mark.parametrize("layout", ["channel_last", "nchw", "2d"])
 def test_batchnorm_engine_far_from_zero_mean(layout, training):
     """Per-block centred statistics and dx = A*dout + B*x + C keep float64 accuracy when the
     mean is large against the spread."""
@@ -155,15 +159,48 @@ def test_batchnorm_engine_far_from_zero_mean(layout, training):
     assert _close(o1, o2, 1e-9) and all(_close(p, q, 1e-9) for p, q in zip(r1, r2))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["channel_last", "nchw"])
 @pytest.mark.parametrize("training", [True, False])
-def test_batchnorm_engine_inside_a_block_is_deterministic(small_work, training):
-    x, g, b, rm, rv, d = _bn_case("channel_last", np.float32, seed=5)
-    xin, din = channel_last(x), channel_last(d)
+def test_batchnorm_engine_inside_a_block_is_deterministic(small_work, training, layout, dtype):
+    """Chunked (two workers) twice: bit-identical; against the sequential kernel: the same up
+    to the summation order of the per-feature sums."""
+    x, g, b, rm, rv, d = _bn_case(layout, dtype, seed=5)
+    xin, din = _in_layout(x, layout), _in_layout(d, layout)
     with parallel.threads(2):
         first = _bn_run(xin, g, b, rm, rv, din, training, True)
         second = _bn_run(xin, g, b, rm, rv, din, training, True)
+    assert sum(k >= 2 for k in small_work) >= 4
+    sequential = _bn_run(xin, g, b, rm, rv, din, training, True)
     assert np.array_equal(first[0], second[0])
     assert all(np.array_equal(p, q) for p, q in zip(first[2], second[2]))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for p, q in zip((first[0], *first[2]), (sequential[0], *sequential[2])):
+        assert p.dtype == q.dtype == dtype and p.strides == q.strides
+        np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+def test_batchnorm_engine_views_and_numpy_buffer(monkeypatch):
+    """Which fast-path matrix each layout gets (rows with wide element-wise views, planes),
+    and NumPy's ufunc buffer size restored after the planes passes."""
+    monkeypatch.setattr(bn_mod, "PLANE_MIN_WIDTH", 0)
+    x = np.zeros((2, 32, 28, 28), np.float32)
+    rows = bn_mod._matrix(channel_last(x))
+    assert not rows.planes and rows.a.shape == (2 * 784, 32)
+    assert rows.k == 392 and rows.k * 32 >= bn_mod.WIDE_MIN and 784 % rows.k == 0
+    assert bn_mod._block_rows(rows, 4) % rows.k == 0
+    planes = bn_mod._matrix(x)
+    assert planes.planes and planes.a.shape == (64, 784) and planes.k == 1
+    assert bn_mod._matrix(np.zeros((5, 3), np.float32)).k == 1          # (N, D): one row per sample
+    assert bn_mod._matrix(np.asfortranarray(np.zeros((5, 3)))) is None   # other layouts: textbook
+    before = np.getbufsize()
+    xin, g, b, rm, rv, d = _bn_case("nchw", np.float32)
+    seen = []
+    real = bn_mod._blocks
+    monkeypatch.setattr(bn_mod, "_blocks", lambda r0, r1, step: seen.append((r0, r1)) or real(r0, r1, step))
+    _bn_run(xin, g, b, rm, rv, d, True, True)
+    assert np.getbufsize() == before
+    assert seen == [(0, 5 * 8)] * 4           # every pass over the (N*C) plane rows, no further
 
 
 def test_batchnorm_engine_refuses_a_dout_of_another_shape():

@@ -189,3 +189,38 @@ def test_public_im2col_col2im_are_adjoint():
     g = rng.standard_normal(cols.shape)
     dx = T.col2im(g, x.shape, 3, 2, (2, 1), (1, 0))
     assert np.isclose(np.sum(cols * g), np.sum(x * dx))
+
+
+@pytest.mark.parametrize("x_last", [False, True])
+def test_strided_1x1_conv_gradient_is_channel_last(x_last):
+    """A ResNet projection shortcut (1x1, stride 2, 32 input channels: a patch length of a
+    first layer's size) is not a first layer: its dx is channel-last, like the 3x3 block's dx
+    it is added to, and equals the loop reference."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 32, 6, 6))
+    w = rng.standard_normal((4, 32, 1, 1))
+    out, cache = F.conv2d_forward(layouts(x, x_last), w, None, 2, 0)
+    d = rng.standard_normal(out.shape)
+    dx, dw, _ = F.conv2d_backward(channel_last(d), cache)
+    rout, rcache = ref.conv2d_forward_naive(x, w, None, 2, 0)
+    rdx, rdw, _ = ref.conv2d_backward_naive(d, rcache)
+    assert is_nhwc(out) and is_nhwc(dx)
+    assert close(out, rout) and close(dx, rdx) and close(dw, rdw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_last", [False, True])
+def test_global_avgpool_engine_keeps_the_layout(x_last, dtype):
+    """Engine global average pooling == textbook == the mean; its gradient is stored like the
+    input (channel-last in, channel-last out), dtype kept."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    out, cache = F.global_avgpool_forward(layouts(x, x_last))
+    tout, tcache = T.global_avgpool_forward(x)
+    d = rng.standard_normal(out.shape).astype(dtype)
+    dx, tdx = F.global_avgpool_backward(d, cache), T.global_avgpool_backward(d, tcache)
+    tol = 1e-6 if dtype == np.float32 else TOL
+    assert out.dtype == dx.dtype == dtype and out.shape == (3, 4) and dx.shape == x.shape
+    assert np.allclose(out, tout, rtol=tol, atol=tol) and np.allclose(out, x.mean(axis=(2, 3)), atol=tol)
+    assert np.allclose(dx, tdx, rtol=tol, atol=tol)
+    assert is_nhwc(dx) == x_last and (x_last or dx.flags.c_contiguous)

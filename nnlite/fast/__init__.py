@@ -16,13 +16,15 @@ from .conv import conv2d_backward, conv2d_forward, release_workspaces
 from .conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy
-from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backward, global_avgpool_forward,
+                   maxpool2d_backward, maxpool2d_forward)
 
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
 ENGINE_KERNELS = ("relu_forward", "relu_backward", "batchnorm_forward", "batchnorm_backward",
                   "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
                   "conv_transpose2d_backward", "linear_forward", "linear_backward",
                   "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward",
-                  "avgpool2d_backward", "softmax_cross_entropy")
+                  "avgpool2d_backward", "global_avgpool_forward", "global_avgpool_backward",
+                  "softmax_cross_entropy")
 
 __all__ = sorted(set(_textbook_names) | set(ENGINE_KERNELS) | {"release_workspaces"})

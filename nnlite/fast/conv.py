@@ -255,8 +255,12 @@ def _patches(x, n0, n1, g: Geometry, m, ones=False, out=None):
 
 
 def _transposed_patches(g: Geometry) -> bool:
-    """First-layer geometry: the patch matrix is built transposed (``TRANSPOSED_PATCHES_MAX_K``)."""
-    return g.k <= TRANSPOSED_PATCHES_MAX_K and not g.is_pointwise()
+    """First-layer geometry: the patch matrix is built transposed (``TRANSPOSED_PATCHES_MAX_K``).
+    Not 1x1 kernels: a strided 1x1 conv (a ResNet projection shortcut) is an inner layer whose
+    patches are a subsampled copy of its input, and its dx must stay channel-last (a
+    channel-first dx added to the block's channel-last one makes every later element-wise
+    pass of the backward a strided one)."""
+    return g.k <= TRANSPOSED_PATCHES_MAX_K and g.kh * g.kw > 1
 
 
 def _patches_transposed(x, n0, n1, g: Geometry, m, ones=False, out=None):

@@ -1,5 +1,6 @@
-"""Memory-layout helpers of the engine: NCHW-shaped arrays stored channel-last, and their
-(M, C) row views. One home for them (conv, pooling and batch norm all use these).
+"""Memory-layout helpers of the engine: NCHW-shaped arrays stored channel-last, their (M, C)
+row views, and the (N*C, H*W) plane views of C-contiguous ones. One home for them (conv,
+pooling and batch norm all use these).
 
 The engine's conv returns its (N, C, H, W) output as a transposed view of a C-contiguous
 (N, H, W, C) buffer ("channel-last"); ReLU, pooling and batch norm keep that layout, so the
@@ -61,6 +62,15 @@ def rows(x):
         return x if x.flags.c_contiguous else None
     t = x.transpose(0, 2, 3, 1)
     return t.reshape(-1, x.shape[1]) if t.flags.c_contiguous else None
+
+
+def planes(x):
+    """A (N*C, H*W) view of a C-contiguous (N, C, H, W) array x, one row per (sample, channel)
+    plane (row i holds channel i % C), or None. Per-channel statistics are then per-row
+    reductions (long contiguous rows) folded over the N rows of each channel."""
+    if x.ndim != 4 or not x.flags.c_contiguous:
+        return None
+    return x.reshape(x.shape[0] * x.shape[1], -1)
 
 
 def like(r, x):

@@ -1,6 +1,8 @@
 """Engine pooling kernels (same contracts as ``nnlite.functional.pool``): max and average
 (any window and stride, overlapping windows included). Inputs are NCHW; no padding (as
-Keras' 'valid'). Global average pooling and flatten are the textbook kernels.
+Keras' 'valid'). Global average pooling keeps the layout too (its gradient of channel-last
+input is channel-last: the ReLU and batch norm before it then read their gradients in their
+own layout); flatten is the textbook kernel.
 
 Every kernel works offset by offset: x[:, :, i::sh, j::sw] (cropped to the output grid) is a
 strided (N, C, Ho, Wo) view holding offset (i, j) of every window, so forward is one pass per
@@ -32,6 +34,7 @@ from .chunks import batch_chunks
 from .layout import as_layout as _as_layout
 from .layout import channel_last_only as _channel_last
 from .layout import empty as _empty
+from .layout import is_nhwc as _is_nhwc
 from .layout import zeros as _zeros
 
 #: Inside a threads() block: most input bytes of one chunk. Cache-sized chunks (1 MiB, the
@@ -237,3 +240,24 @@ def avgpool2d_backward(dout, cache):
         return put
 
     return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, make_put)
+
+
+def global_avgpool_forward(x):
+    """out[n, c] = mean_{y,x} x[n, c, y, x].  x: (N, C, H, W) -> (N, C), cache.
+
+    Channel-last x is reduced as its (N, H*W, C) rows (contiguous)."""
+    channel_last = _is_nhwc(x) and not x.flags.c_contiguous
+    if channel_last:
+        n, c = x.shape[:2]
+        out = x.transpose(0, 2, 3, 1).reshape(n, -1, c).mean(axis=1, dtype=x.dtype)
+    else:
+        out = x.mean(axis=(2, 3), dtype=x.dtype)
+    return out, (x.shape, channel_last)
+
+
+def global_avgpool_backward(dout, cache):
+    """dx[n, c, y, x] = dout[n, c] / (H*W), in the layout of the forward's input."""
+    shape, channel_last = cache
+    dx = _empty(shape, dout.dtype, channel_last)
+    dx[...] = (dout / np.asarray(shape[2] * shape[3], dtype=dout.dtype))[:, :, None, None]
+    return dx
