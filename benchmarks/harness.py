@@ -5,6 +5,11 @@ its contenders INTERLEAVED (A, B, C, A, B, C, ...), each measurement being ``num
 (calibrated per contender so one measurement lasts about ``target_s``), repeated ``repeats``
 times. A contender's result is the min and the median over its repeats (seconds per call);
 figures are ratios of mins (and of medians) of contenders measured in the same loop.
+
+Between two measurements the harness waits ``SETTLE_S``: PyTorch's OpenMP threads (libgomp)
+and OpenBLAS's threads spin for a while after their last call before they sleep, and a
+contender measured right after another one would share the cores with those spinning threads
+(about 4-9 ms of CPU after a PyTorch op was measured, against kernels of 10-50 ms).
 """
 from __future__ import annotations
 
@@ -58,6 +63,10 @@ class Comparison:
                 "timings": {k: v.as_dict() for k, v in self.timings.items()}}
 
 
+#: Seconds of idle wait before every measurement (see the module docstring).
+SETTLE_S = 0.02
+
+
 def _calibrate(fn: Callable[[], object], target_s: float, max_number: int) -> int:
     t0 = time.perf_counter()
     fn()
@@ -88,6 +97,7 @@ def compare(case: str, contenders: Dict[str, Callable[[], object]], repeats: int
     for _ in range(repeats):
         for name, fn in contenders.items():
             k = numbers[name]
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()
