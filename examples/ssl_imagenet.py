@@ -85,7 +85,9 @@ p.add_argument("--optimizers", type=optimizer_list, default="adam,adamw",
                     "gradient), adamw (decoupled decay); '' skips it")
 p.add_argument("--resolution", type=int, choices=[32, 64], default=32,
                help="image side (64 = original; 32 = 2x2 average-pooled, 4x cheaper on CPU)")
-p.add_argument("--width", type=C.positive_int, default=32, help="small CNN base width (w, 2w, 4w)")
+p.add_argument("--width", type=C.positive_int, default=32, help="small CNN base width (w, 2w, 4w, ...)")
+p.add_argument("--stages", type=C.positive_int, choices=[2, 3, 4, 5], default=3,
+               help="small CNN stages (conv-BN-ReLU, each but the last followed by 2x2 max-pooling)")
 p.add_argument("--batch-size", type=C.positive_int, default=128, help="images per step")
 p.add_argument("--steps", type=C.positive_int, default=150, help="optimizer steps per run")
 p.add_argument("--lr", type=C.positive_float, default=2e-3, help="peak learning rate (Adam / AdamW)")
@@ -118,7 +120,8 @@ print(protocol)
 # ## Baseline: the encoder at random initialisation
 
 # %%
-baseline = {**data_cfg, **trials.TRAIN_DEFAULTS, "width": args.width, "batch_size": args.batch_size,
+baseline = {**data_cfg, **trials.TRAIN_DEFAULTS, "width": args.width, "stages": args.stages,
+            "batch_size": args.batch_size,
             "steps": args.steps, "lr": args.lr, "weight_decay": args.weight_decay,
             "monitor_probe_epochs": 2 if args.quick and args.probe_epochs else args.probe_epochs,
             "eval_probe_epochs": 5 if args.quick else 50, "threads": args.threads}
@@ -273,9 +276,9 @@ Command: `{C.command_line("ssl_imagenet.py")}`
 Protocol: {protocol}. Chance level: 1% (100 classes; the report's subset had 200 classes, more
 images per class and 50-300 epochs on a GPU, so its 10.7% default k-NN is not directly comparable;
 the fair comparison here is against the same encoder at random initialisation).
-Encoder small CNN width {args.width}, batch {args.batch_size}, {args.steps} steps per run (lr {args.lr},
-weight decay {args.weight_decay}, warm-up + cosine), nnlite threads {args.threads} per run. Baseline of the
-studies: SimCLR, tau = 0.1, AdamW. The {len(study)} runs are one nnlite.sweep study (--jobs {args.jobs}
+Encoder small CNN width {args.width}, {args.stages} stages, batch {args.batch_size}, {args.steps} steps per run
+(lr {args.lr}, weight decay {args.weight_decay}, warm-up + cosine), nnlite threads {args.threads} per run.
+Baseline of the studies: SimCLR, tau = 0.1, AdamW. The {len(study)} runs are one nnlite.sweep study (--jobs {args.jobs}
 {f', Dask scheduler {args.dask_scheduler}' if args.dask_scheduler else ''}; {sweep['wall_time_s'] / 60:.1f} min
 of trials; per-trial tables in study/tables.md).
 

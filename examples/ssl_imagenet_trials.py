@@ -37,7 +37,7 @@ __all__ = ["DATA_DEFAULTS", "TRAIN_DEFAULTS", "MEAN", "STD", "prepare_data", "ma
 DATA_DEFAULTS = {"data": None, "resolution": 32, "classes": 100, "split_seed": 0}
 #: One pre-training run: SimCLR, tau = 0.1, AdamW (the baseline of the script's studies).
 TRAIN_DEFAULTS = {"method": "simclr", "temperature": 0.1, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
-                  "width": 32, "batch_size": 128, "steps": 150, "monitor_probe_epochs": 10,
+                  "width": 32, "stages": 3, "batch_size": 128, "steps": 150, "monitor_probe_epochs": 10,
                   "eval_probe_epochs": 50, "threads": 1}
 #: Tiny ImageNet channel statistics (the encoder's Normalize layer).
 MEAN, STD = [0.480, 0.448, 0.398], [0.277, 0.269, 0.282]
@@ -97,13 +97,16 @@ def prepare_data(data=None, resolution=32, classes=100, split_seed=0):
     return d
 
 
-def _encoder(width, seed):
-    return ssl.small_cnn((width, 2 * width, 4 * width), rng=seed, mean=MEAN, std=STD)
+def _encoder(cfg):
+    """The small CNN of a config: ``stages`` stages of widths w, 2w, 4w, ... (w = ``width``)."""
+    w = int(cfg["width"])
+    return ssl.small_cnn(tuple(w * 2 ** i for i in range(int(cfg["stages"]))), rng=int(cfg["seed"]), mean=MEAN,
+                         std=STD)
 
 
 def make_method(cfg):
-    """The method a config describes: encoder small CNN (w, 2w, 4w), projection 4D hidden -> 128."""
-    enc = _encoder(int(cfg["width"]), int(cfg["seed"]))
+    """The method a config describes: encoder small CNN (w, 2w, 4w[, 8w]), projection 4D hidden -> 128."""
+    enc = _encoder(cfg)
     d = enc.out_features
     proj = ssl.mlp_head(d, 4 * d, 128, rng=int(cfg["seed"]) + 1)
     if cfg["method"] == "simclr":
@@ -118,7 +121,7 @@ def make_method(cfg):
 def random_encoder(cfg, d, batches=20):
     """The baseline: the same encoder at its random initialisation, batch-norm running statistics
     refreshed on ``batches`` un-augmented batches of the training set (no gradient step)."""
-    return ssl.recalibrate_batchnorm(_encoder(int(cfg["width"]), int(cfg["seed"])), d.x_ssl, batches=batches)
+    return ssl.recalibrate_batchnorm(_encoder(cfg), d.x_ssl, batches=batches)
 
 
 def _config(config):
@@ -173,7 +176,7 @@ def run_trial(config):
     ``config`` keys: those of :data:`TRAIN_DEFAULTS` and :data:`DATA_DEFAULTS` (missing ones take
     those defaults) and ``seed``: ``method`` ("simclr", "byol", "barlow"), ``temperature``
     (SimCLR's tau), ``optimizer`` ("adam", "adamw"), ``lr``, ``weight_decay``, ``width``,
-    ``batch_size``, ``steps``, ``monitor_probe_epochs`` (per-epoch linear probe, 0 = off),
+    ``stages``, ``batch_size``, ``steps``, ``monitor_probe_epochs`` (per-epoch linear probe, 0 = off),
     ``eval_probe_epochs`` (final linear probes), ``threads``.
     """
     cfg = _config(config)
