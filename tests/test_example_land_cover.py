@@ -56,8 +56,14 @@ def test_quick_run_writes_report_in_order(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["q2_summary"]) == {"frozen", "block5", "block4+5", "progressive", "scratch"}
     assert {"majority vote", "soft vote", "weighted soft vote", "stacking"} <= set(m["q3"])
-    for f in ("variants.png", "history_progressive.png", "lr_progressive.png", "features_block5.h5",
-              "target_standin.h5"):
+    assert m["architectures"] == ["vgg", "resnet", "mobilenet"]           # the report's three, by default
+    assert set(m["q2_architectures"]) == {"vgg", "resnet", "mobilenet"}
+    assert {"majority vote", "stacking"} <= set(m["q3_variants"])
+    for arch in ("vgg", "resnet", "mobilenet"):
+        assert f"Model summary: {arch}" in text
+        assert list(out.glob(f"source_{arch}_*.npz")), arch                  # each source model is cached
+    for f in ("variants.png", "architectures.png", "history_progressive.png", "lr_progressive.png",
+              "features_block5.h5", "target_standin.h5"):
         assert (out / f).exists(), f
     with h5py.File(out / "target_standin.h5", "r") as f:
         assert f["X_train"].shape[1:] == (64, 64, 3) and f["X_train"].dtype == np.uint8
