@@ -17,6 +17,8 @@ Formats
 Keras -> nnlite conversions
 ---------------------------
 * Conv2D kernel (kh, kw, C_in, C_out) "HWIO" -> weight (C_out, C_in, kh, kw); bias as is.
+* DepthwiseConv2D depthwise_kernel (kh, kw, C, M) -> weight (C*M, 1, kh, kw), output channel
+  c*M + m <- kernel[:, :, c, m] (the channel order of both frameworks); bias as is.
 * Dense kernel (in, out) -> weight (out, in); bias as is. After ``Flatten`` the row order of the
   first Dense differs (Keras flattens NHWC, nnlite NCHW): import heads that follow global
   pooling, or permute that kernel yourself.
@@ -49,7 +51,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._io import atomic_open
-from .nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
+from .nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, DepthwiseConv2d, Linear
 from .nn.module import Module
 from .train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -372,13 +374,15 @@ def read_keras_h5(path):
                        "layer_names attribute) nor a Keras 3 .weights.h5 file (layers/<name>/vars/)")
 
 
-_KERAS_VARS = {"conv": ("kernel", "bias"), "dense": ("kernel", "bias"),
+_KERAS_VARS = {"conv": ("kernel", "bias"), "depthwise": ("depthwise_kernel", "bias"), "dense": ("kernel", "bias"),
                "bn": ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
 def _kind(m) -> str | None:
     if isinstance(m, Conv2d):
         return "conv"
+    if isinstance(m, DepthwiseConv2d):
+        return "depthwise"
     if isinstance(m, Linear):
         return "dense"
     if isinstance(m, (BatchNorm1d, BatchNorm2d)):
@@ -406,6 +410,14 @@ def _convert(kind, mname, m, lname, variables, path):
         if k.ndim != 4:
             return None, f"kernel has shape {k.shape}, expected 4-D (kh, kw, C_in, C_out)"
         out[f"{mname}.weight"] = np.transpose(k, (3, 2, 0, 1))
+    elif kind == "depthwise":
+        if "depthwise_kernel" not in got:
+            return None, "has no depthwise_kernel"
+        k = got["depthwise_kernel"]
+        if k.ndim != 4:
+            return None, f"depthwise_kernel has shape {k.shape}, expected 4-D (kh, kw, C, multiplier)"
+        kh, kw, c, mult = k.shape
+        out[f"{mname}.weight"] = np.transpose(k, (2, 3, 0, 1)).reshape(c * mult, 1, kh, kw)
     elif kind == "dense":
         if "kernel" not in got:
             return None, "has no kernel"
@@ -413,7 +425,7 @@ def _convert(kind, mname, m, lname, variables, path):
         if k.ndim != 2:
             return None, f"kernel has shape {k.shape}, expected 2-D (in, out)"
         out[f"{mname}.weight"] = k.T
-    if kind in ("conv", "dense"):
+    if kind in ("conv", "depthwise", "dense"):
         if ("bias" in got) != (m.bias is not None):
             return None, ("has a bias but the nnlite layer has none" if "bias" in got
                           else "has no bias but the nnlite layer has one")
@@ -446,7 +458,7 @@ def load_keras_weights(path, model: Module, name_map: Mapping[str, str] | None =
     (``block1.conv1`` <- ``block1_conv1``). Keras layers without weights are ignored.
     skip_mismatch: skip (and report) layers whose shapes or variables do not fit instead of
     raising. strict: also raise when a Keras layer with weights has no nnlite module or an
-    nnlite Conv2d/Linear/BatchNorm gets no weights.
+    nnlite Conv2d/DepthwiseConv2d/Linear/BatchNorm gets no weights.
     bn_epsilon / bn_momentum: Keras values used when the file does not record them; nnlite's
     batch norm gets ``eps = epsilon`` and ``momentum = 1 - keras_momentum``.
 
@@ -468,7 +480,7 @@ def load_keras_weights(path, model: Module, name_map: Mapping[str, str] | None =
         if target is None or target not in modules:
             if lname in name_map:
                 raise WeightsError(f"'{path}': name_map sends Keras layer '{lname}' to '{target}', "
-                                   f"which is not a Conv2d/Linear/BatchNorm of the model")
+                                   f"which is not a Conv2d/DepthwiseConv2d/Linear/BatchNorm of the model")
             report["unexpected"].append(lname)
             continue
         m = modules[target]

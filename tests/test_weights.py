@@ -7,7 +7,7 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from nnlite.models import Blocks, vgg
-from nnlite.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from nnlite.nn import BatchNorm2d, Conv2d, DepthwiseConv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from nnlite.weights import (
     WeightsError,
     load_keras_weights,
@@ -125,6 +125,29 @@ def test_keras_bn_convention_read_from_model_config(tmp_path):
     m = small_model(0)
     load_keras_weights(tmp_path / "w.h5", m)
     assert m.head.bn.eps == 0.01 and m.head.bn.momentum == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("writer", [write_keras2, write_keras3])
+def test_keras_depthwise_kernel_matches_keras_semantics(tmp_path, writer):
+    """Keras DepthwiseConv2D: out[..., c*M + m] = sum_ij x[y+i, x+j, c] * K[i, j, c, m] + b[c*M + m];
+    the expected output is computed from the Keras-layout kernel directly (valid padding, stride 1)."""
+    rng = np.random.default_rng(3)
+    C, M = 3, 2
+    K = rng.standard_normal((3, 3, C, M)).astype(np.float32)
+    b = rng.standard_normal(C * M).astype(np.float32)
+    writer(tmp_path / "dw.h5", {"dw": [("depthwise_kernel", K), ("bias", b)]})
+    m = Blocks([("dw", DepthwiseConv2d(C, 3, multiplier=M, rng=0))])
+    rep = load_keras_weights(tmp_path / "dw.h5", m)
+    assert rep["loaded"] == [("dw", "dw")]
+    x = rng.random((2, C, 6, 5)).astype(np.float32)
+    win = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))     # (N, C, 4, 3, 3, 3)
+    want = np.einsum("ncyxij,ijcm->ncmyx", win, K).reshape(2, C * M, 4, 3) + b[:, None, None]
+    np.testing.assert_allclose(m.forward(x), want, rtol=1e-5, atol=1e-5)
+    bad = Blocks([("dw", DepthwiseConv2d(C, 3, multiplier=1, rng=0))])          # multiplier does not fit
+    before = bad.dw.weight.data.copy()
+    with pytest.raises(WeightsError, match="'dw'.*needs shape"):
+        load_keras_weights(tmp_path / "dw.h5", bad)
+    np.testing.assert_array_equal(bad.dw.weight.data, before)
 
 
 def test_keras_name_map(tmp_path):
