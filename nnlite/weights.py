@@ -378,6 +378,14 @@ _KERAS_VARS = {"conv": ("kernel", "bias"), "depthwise": ("depthwise_kernel", "bi
                "bn": ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
+_KERAS_KERNELS = {   # kind: (Keras variable, its ndim and layout, -> nnlite weight)
+    "conv": ("kernel", 4, "(kh, kw, C_in, C_out)", lambda k: np.transpose(k, (3, 2, 0, 1))),
+    "depthwise": ("depthwise_kernel", 4, "(kh, kw, C, multiplier)",
+                  lambda k: np.transpose(k, (2, 3, 0, 1)).reshape(k.shape[2] * k.shape[3], 1, *k.shape[:2])),
+    "dense": ("kernel", 2, "(in, out)", lambda k: k.T),
+}
+
+
 def _kind(m) -> str | None:
     if isinstance(m, Conv2d):
         return "conv"
@@ -403,29 +411,15 @@ def _convert(kind, mname, m, lname, variables, path):
     if unknown:
         return None, f"has variables {list(got)}, expected {list(names)} for a {type(m).__name__}"
     out = {}
-    if kind == "conv":
-        if "kernel" not in got:
-            return None, "has no kernel"
-        k = got["kernel"]
-        if k.ndim != 4:
-            return None, f"kernel has shape {k.shape}, expected 4-D (kh, kw, C_in, C_out)"
-        out[f"{mname}.weight"] = np.transpose(k, (3, 2, 0, 1))
-    elif kind == "depthwise":
-        if "depthwise_kernel" not in got:
-            return None, "has no depthwise_kernel"
-        k = got["depthwise_kernel"]
-        if k.ndim != 4:
-            return None, f"depthwise_kernel has shape {k.shape}, expected 4-D (kh, kw, C, multiplier)"
-        kh, kw, c, mult = k.shape
-        out[f"{mname}.weight"] = np.transpose(k, (2, 3, 0, 1)).reshape(c * mult, 1, kh, kw)
-    elif kind == "dense":
-        if "kernel" not in got:
-            return None, "has no kernel"
-        k = got["kernel"]
-        if k.ndim != 2:
-            return None, f"kernel has shape {k.shape}, expected 2-D (in, out)"
-        out[f"{mname}.weight"] = k.T
-    if kind in ("conv", "depthwise", "dense"):
+    if kind != "bn":                               # the kernel: Keras layout -> nnlite layout
+        var, ndim, layout, to_nnlite = _KERAS_KERNELS[kind]
+        if var not in got:
+            return None, f"has no {var}"
+        k = got[var]
+        if k.ndim != ndim:
+            return None, f"{var} has shape {k.shape}, expected {ndim}-D {layout}"
+        out[f"{mname}.weight"] = to_nnlite(k)
+    if kind != "bn":
         if ("bias" in got) != (m.bias is not None):
             return None, ("has a bias but the nnlite layer has none" if "bias" in got
                           else "has no bias but the nnlite layer has one")
