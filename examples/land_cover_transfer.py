@@ -470,7 +470,7 @@ plot_bar(VARIANTS, [m for m, _ in means], errors=[s for _, s in means], path=out
          ylabel="validation accuracy", title=f"{MAIN}: mean ± sd over {len(SEEDS)} seed(s)")
 arch_means = [stats([r["val_acc"] for r in q2_arch[a]]) for a in ARCHS]
 plot_bar(ARCHS, [m for m, _ in arch_means], errors=[s for _, s in arch_means], path=out / "architectures.png",
-         ylabel="validation accuracy", title=f"progressive fine-tuning: mean ± sd over {len(SEEDS)} seed(s)")
+         ylabel="validation accuracy", title=f"progressive fine-tuning\nmean ± sd over {len(SEEDS)} seed(s)")
 
 
 def runs_row(label, rs, counts):
