@@ -38,6 +38,7 @@ def small_work(monkeypatch):
     monkeypatch.setattr(chunks_mod, "MIN_PARALLEL_SIZE", 0)
     monkeypatch.setattr(bn_mod, "CHUNK_BYTES", 1)
     monkeypatch.setattr(bn_mod, "BLOCK_BYTES", 7 * 8 * 8)       # 7 rows of 8 float64 features
+    monkeypatch.setattr(bn_mod, "PARALLEL_BLOCK_BYTES", 7 * 8 * 8)
     monkeypatch.setattr(bn_mod, "PLANE_MIN_WIDTH", 0)           # planes: the small ufunc buffer
     monkeypatch.setattr(ce_mod, "BLOCK_BYTES", 3 * 8 * 10)      # 3 rows of 10 float64 logits
     regions = []
@@ -188,7 +189,7 @@ def test_batchnorm_engine_views_and_numpy_buffer(monkeypatch):
     rows = bn_mod._matrix(channel_last(x))
     assert not rows.planes and rows.a.shape == (2 * 784, 32)
     assert rows.k == 392 and rows.k * 32 >= bn_mod.WIDE_MIN and 784 % rows.k == 0
-    assert bn_mod._block_rows(rows, 4) % rows.k == 0
+    assert bn_mod._block_rows(rows, 4, None) % rows.k == 0 and bn_mod._block_rows(rows, 4, [(0, 1)]) % rows.k == 0
     planes = bn_mod._matrix(x)
     assert planes.planes and planes.a.shape == (64, 784) and planes.k == 1
     assert bn_mod._matrix(np.zeros((5, 3), np.float32)).k == 1          # (N, D): one row per sample
