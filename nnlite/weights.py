@@ -374,16 +374,16 @@ def read_keras_h5(path):
                        "layer_names attribute) nor a Keras 3 .weights.h5 file (layers/<name>/vars/)")
 
 
-_KERAS_VARS = {"conv": ("kernel", "bias"), "depthwise": ("depthwise_kernel", "bias"), "dense": ("kernel", "bias"),
-               "bn": ("gamma", "beta", "moving_mean", "moving_variance")}
-
-
 _KERAS_KERNELS = {   # kind: (Keras variable, its ndim and layout, -> nnlite weight)
     "conv": ("kernel", 4, "(kh, kw, C_in, C_out)", lambda k: np.transpose(k, (3, 2, 0, 1))),
     "depthwise": ("depthwise_kernel", 4, "(kh, kw, C, multiplier)",
                   lambda k: np.transpose(k, (2, 3, 0, 1)).reshape(k.shape[2] * k.shape[3], 1, *k.shape[:2])),
     "dense": ("kernel", 2, "(in, out)", lambda k: k.T),
 }
+
+#: Keras's variables of each kind, in its order (Keras 3 files store them by position only)
+_KERAS_VARS = {**{kind: (spec[0], "bias") for kind, spec in _KERAS_KERNELS.items()},
+               "bn": ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
 def _kind(m) -> str | None:
@@ -419,13 +419,12 @@ def _convert(kind, mname, m, lname, variables, path):
         if k.ndim != ndim:
             return None, f"{var} has shape {k.shape}, expected {ndim}-D {layout}"
         out[f"{mname}.weight"] = to_nnlite(k)
-    if kind != "bn":
         if ("bias" in got) != (m.bias is not None):
             return None, ("has a bias but the nnlite layer has none" if "bias" in got
                           else "has no bias but the nnlite layer has one")
         if "bias" in got:
             out[f"{mname}.bias"] = got["bias"]
-    if kind == "bn":
+    else:
         missing = [v for v in names if v not in got]
         if missing:
             return None, f"lacks {missing} (center=False / scale=False are not supported)"
