@@ -55,6 +55,23 @@ def test_units_names_residuals_and_head():
     assert extract_features(m, np.zeros((3, 3, 16, 16), np.float32), "block2.unit1.depthwise").shape == (3, 12)
 
 
+def test_features_reach_inside_a_residual_unit():
+    m = mobilenet_v2(widths=(4, 6), units=(1, 2), expansion=3, stem_width=4, rng=0)
+    x = np.random.default_rng(0).random((5, 3, 16, 16), dtype=np.float32)
+    f = extract_features(m, x, "block2.unit2.block.depthwise", pool="none")
+    m.eval()
+    h = m.block2.unit1.forward(m.block1.forward(m.stem.forward(x)))
+    unit = m.block2.unit2.block
+    by_hand = unit.depthwise.forward(unit.expand_relu.forward(unit.expand_bn.forward(unit.expand.forward(h))))
+    np.testing.assert_allclose(f, by_hand, rtol=1e-5, atol=1e-6)
+    assert f.shape == (5, 18, 8, 8)
+    residual_out = extract_features(m, x, "block2.unit2", pool="none")
+    np.testing.assert_allclose(residual_out, m.block2.unit2.forward(h), rtol=1e-5, atol=1e-6)
+    assert "forward" not in vars(unit.depthwise)                      # the wrapper is gone
+    with pytest.raises(KeyError, match="block2.unit9"):
+        extract_features(m, x, "block2.unit9")
+
+
 def test_inverted_residual_adds_the_input_only_when_shapes_agree():
     rng = np.random.default_rng(1)
     unit = inverted_residual(3, 3, 1, expansion=2, rng=0, dtype=np.float64)

@@ -18,6 +18,10 @@ def extract_features(model: Module, x: np.ndarray, layer: str = None, batch_size
     """Outputs of ``layer`` (a dotted name such as ``"block5"`` or ``"block4.conv3"``; None = the
     whole model) for ``x`` (N, ...), in eval mode, ``batch_size`` samples at a time.
 
+    ``layer`` is any name of ``model.named_modules()``, also inside a ``Residual``
+    (``"block2.unit2.block.depthwise"``): the model runs forward until that module has produced
+    its output (its first call, if it is used twice), which is returned.
+
     pool: ``"auto"`` (4-D outputs are globally average-pooled to (N, C), others kept),
     ``"avg"``, ``"flatten"`` ((N, C*H*W)) or ``"none"``. Every train/eval flag is restored.
     Returns float array (N, D) (or the raw output shape with ``pool="none"``).

@@ -30,6 +30,10 @@ def _no_trainable(m: Module) -> bool:
     return not any(p.trainable for p in m.parameters())
 
 
+class _Reached(Exception):
+    """Carries the output of the module ``Blocks.forward_until`` waits for out of the forward pass."""
+
+
 class Blocks(Module):
     """Named chain of modules: forward in order, backward in reverse.
 
@@ -87,19 +91,26 @@ class Blocks(Module):
         return x
 
     def forward_until(self, x, name: str):
-        """Output of the child (or nested child, dotted ``"block5.pool"``) called ``name``."""
-        head, _, rest = name.partition(".")
-        if head not in self._modules:
-            raise KeyError(f"no layer named {head!r}; layers are {self.names}")
-        for key, layer in self._modules.items():
-            if key == head:
-                if rest:
-                    if not isinstance(layer, Blocks):
-                        raise KeyError(f"'{head}' is a {type(layer).__name__}, cannot reach '{rest}' inside it")
-                    return layer.forward_until(x, rest)
-                return layer.forward(x)
-            x = layer.forward(x)
-        raise AssertionError("unreachable")
+        """Output of the module called ``name`` when the model runs on ``x``: a child (``"block5"``)
+        or any nested module of ``named_modules()`` (``"block5.pool"``, also inside a ``Residual``:
+        ``"block2.unit2.block.depthwise"``). That module's ``forward`` is wrapped for one call (its
+        first, if it is used twice), whose result ends the pass: nothing after it runs."""
+        target = dict(self.named_modules()).get(name) if name else None
+        if target is None:
+            raise KeyError(f"no layer named {name!r}; top-level layers are {self.names} "
+                           "(dotted names reach inside them)")
+        inner = target.forward
+
+        def capture(*a, **kw):
+            raise _Reached(inner(*a, **kw))
+        object.__setattr__(target, "forward", capture)
+        try:
+            self.forward(x)
+        except _Reached as reached:
+            return reached.args[0]
+        finally:
+            del target.__dict__["forward"]
+        raise RuntimeError(f"layer {name!r} is not called by the model's forward pass")
 
     def backward(self, dout):
         layers = list(self._modules.values())
