@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent) if "__file__" in globals() else "examples")
 from _common import (Timer, base_parser, closed_unit_interval, command_line, compute_info,  # noqa: E402
-                     describe_compute, machine_info, nonnegative_int, number_type, parse_args, positive_float,
-                     positive_int, prepare_out, quick_note, script_description, write_json, write_text)
+                     describe_compute, machine_info, nonnegative_int, number_list, number_type, parse_args,
+                     positive_float, positive_int, prepare_out, quick_note, script_description, write_json, write_text)
 
 import nnlite.nn as nn  # noqa: E402
 from nnlite import metrics  # noqa: E402
@@ -168,6 +168,11 @@ p.add_argument("--augment", choices=("none", "crop", "flip-crop"), default=None,
 p.add_argument("--batch-size", type=positive_int, default=128, help="training batch size")
 p.add_argument("--lr", type=positive_float, default=None, help="Adam's peak lr (linear warm-up, cosine decay)")
 p.add_argument("--adv-lr", type=positive_float, default=None, help="Adam's peak lr in adversarial training")
+p.add_argument("--widths", type=number_list(int, "integers"), default=None,
+               help="output channels of the CNN's blocks, e.g. 64,128 (default per data set: 32,64 for MNIST, "
+                    "32,64,128 otherwise)")
+p.add_argument("--dense", type=positive_int, default=None,
+               help="width of the CNN's hidden dense layer (default per data set: 128, CIFAR-10 256)")
 args = parse_args(p)
 
 if args.out == "runs/adversarial_<dataset>":
@@ -178,6 +183,7 @@ if args.adv_recipe == "report":
     cfg["adv_epochs"] = cfg["epochs"]
     cfg["adv_lr"] = cfg["lr"]
 pick = lambda v, key: cfg[key] if v is None else v  # noqa: E731
+cfg["blocks"], cfg["dense"] = tuple(pick(args.widths, "blocks")), pick(args.dense, "dense")
 epochs = QUICK["epochs"] if args.quick and args.epochs is None else pick(args.epochs, "epochs")
 adv_epochs = QUICK["epochs"] if args.quick and args.adv_epochs is None else pick(args.adv_epochs, "adv_epochs")
 warmup = 0 if args.quick else pick(args.adv_warmup, "warmup")
@@ -650,7 +656,7 @@ results = {
                     "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                     "attack_adversarial": t_att_r.seconds, "ensemble": t_ens.seconds, "figures": t_fig.seconds},
     "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr,
-    "arch": cfg["arch"], "compute": compute,
+    "arch": cfg["arch"], "widths": list(cfg["blocks"]), "dense": cfg["dense"], "compute": compute,
     "machine": machine_info(), "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
 }
 write_json(out / "metrics.json", results)

@@ -80,7 +80,7 @@ def test_adversarial_mnist_quick(tmp_path, run_example):
     # adversarial training (quick: PGD-5), 30 images in the worst-case ensemble and its masking checks (60).
     code, stdout, stderr = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out,
                                        "--seed", "3", "--eval", "ensemble", "--adv-steps", "2", "--ensemble-n", "30",
-                                       "--check-n", "30")
+                                       "--check-n", "30", "--widths", "24,48", "--dense", "96")
     assert code == 0, stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     check_adversarial_metrics(m, n_eps_min=3)
@@ -101,6 +101,7 @@ def test_adversarial_mnist_quick(tmp_path, run_example):
         assert "deepfool" in ens["minimal"][model] and "cw" in ens["minimal"][model]
     assert ens["standard"]["robust_accuracy"] < ens["standard"]["clean_accuracy"]
     assert m["dataset"] == "mnist" and "MNIST" in m["data"] and m["seed"] == 3 and m["quick"] is True
+    assert m["widths"] == [24, 48] and m["dense"] == 96                      # --widths / --dense
     st = m["standard"]
     assert st["clean_accuracy"] > 0.5, "the quick MNIST CNN should learn something in one epoch"
     assert st["fgsm_accuracy"][-1] < st["fgsm_accuracy"][0], "FGSM did not lower the accuracy"
@@ -123,7 +124,8 @@ def test_adversarial_mnist_quick(tmp_path, run_example):
     # --load-standard skips Part 1's training and reproduces the run from the saved model
     out2 = tmp_path / "adv2"
     code2, _, err2 = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", out2, "--seed", "3",
-                                 "--adv-steps", "2", "--load-standard", out / "model_standard.npz")
+                                 "--adv-steps", "2", "--load-standard", out / "model_standard.npz",
+                                 "--widths", "24,48", "--dense", "96")
     assert code2 == 0, err2[-3000:]
     m2 = json.loads((out2 / "metrics.json").read_text())
     assert m2["standard_loaded_from"].endswith("model_standard.npz")
@@ -145,7 +147,8 @@ def test_adversarial_svhn_missing_stops_with_advice(tmp_path):
 
 @pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-3"), ("--eps", "1.5"),
                                         ("--ratio", "2"), ("--adv-recipe", "weak"), ("--eval", "all"),
-                                        ("--seed", "-1"), ("--ensemble-n", "0"), ("--pgd-step", "nan")])
+                                        ("--seed", "-1"), ("--ensemble-n", "0"), ("--pgd-step", "nan"),
+                                        ("--widths", "0,3"), ("--dense", "0")])
 def test_adversarial_rejects_bad_flags(tmp_path, run_example, flag, value):
     code, _, err = run_example("adversarial_svhn.py", "--dataset", "mnist", "--quick", "--out", tmp_path / "a",
                                flag, value)
