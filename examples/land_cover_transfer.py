@@ -47,8 +47,8 @@ import numpy as np
 
 HERE = Path(globals().get("__file__", "land_cover_transfer.py")).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import (Timer, base_parser, command_line, machine_info, parse_args, positive_float,  # noqa: E402
-                     positive_int, prepare_out, quick_note, script_description, write_json, write_text)
+from _common import (Timer, base_parser, command_line, machine_info, number_type, parse_args,  # noqa: E402
+                     positive_float, positive_int, prepare_out, quick_note, script_description, write_json, write_text)
 
 from nnlite import ensemble, metrics  # noqa: E402
 from nnlite.classic import classic_heads  # noqa: E402
@@ -98,12 +98,25 @@ p.add_argument("--epochs", type=positive_int, default=None,
                help="epochs per fine-tuning run (default 15; 2 with --quick)")
 p.add_argument("--pretrain-epochs", type=positive_int, default=None,
                help="source pretraining epochs on CIFAR-10 (default 6; 1 with --quick)")
+p.add_argument("--pretrain-set", choices=("full", "exact"), default="full",
+               help="CIFAR-10 images of the source models: full = the 50,000 JPEG-decoded training images "
+                    "and the 10,000 test images (60,000); exact = the bit-exact training subset and the test "
+                    "images (17,044: the earlier runs' sources)")
 p.add_argument("--pretrain-n", type=positive_int, default=None,
-               help="CIFAR-10 images for pretraining (default all 17,044 available; 500 with --quick)")
+               help="CIFAR-10 images for pretraining, a random subset of --pretrain-set (default: all of it; "
+                    "500 with --quick; with full, only that many training JPEGs, class-stratified, are decoded "
+                    "before the pick)")
 p.add_argument("--lr", type=positive_float, default=1e-3,
                help="Adam learning rate of the head (and of scratch training)")
 p.add_argument("--ft-lr", type=positive_float, default=3e-4, help="Adam learning rate of unfrozen base blocks")
 p.add_argument("--patience", type=positive_int, default=5, help="EarlyStopping patience (val_loss)")
+p.add_argument("--decay-every", type=positive_int, default=5,
+               help="the step decay: every fine-tuning run's lrs are halved every this many epochs")
+p.add_argument("--folds", type=number_type(int, lambda v: v == 0 or v >= 2, "0 or an integer >= 2"), default=0,
+               help="0: the file's train/validation split for every seed; K >= 2: the train and validation "
+                    "images are pooled and cut into K stratified folds, and seed number i (0, 1, ...) holds "
+                    "out fold i mod K, so that K seeds validate every image once (a small validation set's "
+                    "noise is then averaged over all images)")
 p.add_argument("--source-cache", default=None,
                help="checkpoint of each pretrained source model, '{arch}' standing for the architecture's name "
                     "(default: <out>/source_{arch}_<size>px_n<N>_<E>ep.npz); reused when present; a single "
@@ -184,7 +197,23 @@ xva, yva = resize(ds.x_test, args.size), ds.y_test
 if QUICK:
     idx = np.concatenate([np.flatnonzero(ytr == c)[:6] for c in range(C)])
     xtr, ytr = xtr[idx], ytr[idx]
-print(f"target: {xtr.shape[0]} train / {xva.shape[0]} val images, {C} classes, at {args.size}x{args.size}")
+FOLDS = args.folds
+if FOLDS:
+    x_pool, y_pool = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
+    fold_of = ensemble.stratified_folds(y_pool, FOLDS, rng=args.seed)
+
+
+def split(i):
+    """Train and validation images of the run of seed number i (SEEDS[i]): the file's split, or
+    with --folds K the pooled images with fold i mod K held out -> (x_train, y_train, x_val, y_val)."""
+    if not FOLDS:
+        return xtr, ytr, xva, yva
+    held = fold_of == i % FOLDS
+    return x_pool[~held], y_pool[~held], x_pool[held], y_pool[held]
+
+
+print(f"target: {xtr.shape[0]} train / {xva.shape[0]} val images, {C} classes, at {args.size}x{args.size}"
+      + (f"; pooled into {FOLDS} stratified folds, seed number i validates on fold i mod {FOLDS}" if FOLDS else ""))
 
 # %% [markdown]
 # ## 2. The source models: one per architecture, pretrained by nnlite on CIFAR-10 (cached)
@@ -222,19 +251,25 @@ def spec_text(arch):
 def cache_path(arch):
     if args.source_cache:
         return Path(args.source_cache.replace("{arch}", arch))
-    return out / f"source_{arch}_{args.size}px_n{PRE_N or 'all'}_{PRE_EPOCHS}ep.npz"   # the config names the cache
+    tag = "" if args.pretrain_set == "exact" else "full_"      # the "exact" caches keep their earlier names
+    return out / f"source_{arch}_{args.size}px_{tag}n{PRE_N or 'all'}_{PRE_EPOCHS}ep.npz"   # the config names the cache
 
 
 def load_cifar():
-    from nnlite.data import find_dataset, read_npz
-    croot = find_dataset("cifar10").path
-    parts = [read_npz(croot / f) for f in ("train_exact.npz", "test.npz")]
-    cx = np.concatenate([a for a, _ in parts])
-    cy = np.concatenate([b for _, b in parts])
+    """The --pretrain-set images as (N, 3, size, size) float32 in [0, 1] and (N,) int64 labels."""
+    from nnlite.data import find_dataset, load_cifar10, read_npz
+    if args.pretrain_set == "full":
+        full = load_cifar10(exact=False, n_train=PRE_N)     # with PRE_N, only PRE_N JPEGs are decoded
+        cx = np.concatenate([full.x_train, full.x_test])
+        cy = np.concatenate([full.y_train, full.y_test])
+    else:
+        croot = find_dataset("cifar10").path
+        parts = [read_npz(croot / f) for f in ("train_exact.npz", "test.npz")]
+        cx = np.concatenate([a for a, _ in parts]).transpose(0, 3, 1, 2).astype(np.float32) / 255
+        cy = np.concatenate([b for _, b in parts])
     if PRE_N:
         pick = np.random.default_rng(0).permutation(cx.shape[0])[:PRE_N]
         cx, cy = cx[pick], cy[pick]
-    cx = cx.transpose(0, 3, 1, 2).astype(np.float32) / 255
     cx = resize(cx, args.size) if args.size <= 32 else np.repeat(np.repeat(cx, 2, 2), 2, 3)
     return cx, cy.astype(np.int64)
 
@@ -256,9 +291,9 @@ for arch in ARCHS:
             hist = Trainer(source, SoftmaxCrossEntropy(), opt, schedule=StepLR(opt, 3, 0.5), batch_size=64, rng=0,
                            transform=augment, progress="auto").fit(cx, cy, epochs=PRE_EPOCHS, val_split=0.05)
             pre_acc = float(hist["val_acc"][-1])
-            save_weights(source_path, source, extra={"pretrained_on": "CIFAR-10", "architecture": arch,
-                                                     "n": int(cx.shape[0]), "epochs": PRE_EPOCHS, "size": args.size,
-                                                     "val_acc": pre_acc})
+            save_weights(source_path, source, extra={"pretrained_on": f"CIFAR-10 ({args.pretrain_set})",
+                                                     "architecture": arch, "n": int(cx.shape[0]),
+                                                     "epochs": PRE_EPOCHS, "size": args.size, "val_acc": pre_acc})
             pre_notes[arch] = (f"pretrained now on {cx.shape[0]:,} CIFAR-10 images for {PRE_EPOCHS} epochs "
                                f"(CIFAR-10 held-out 5% accuracy {pre_acc:.3f}, "
                                f"{time.perf_counter() - t_pre.start:.0f} s) and cached in `{source_path}`")
@@ -283,18 +318,19 @@ def pretrained(arch, seed):
 # %%
 with Timer() as t_q1:
     feat_model = pretrained(MAIN, 0)
-    ftr = extract_features(feat_model, xtr, "block5", batch_size=128)
-    fva = extract_features(feat_model, xva, "block5", batch_size=128)
-    save_features(out / "features_block5.h5", ftr, ytr, val_features=fva, val_labels=yva)
+    x1, y1, x1_val, y1_val = split(0)          # the first seed's split (with --folds: fold 0 held out)
+    ftr = extract_features(feat_model, x1, "block5", batch_size=128)
+    fva = extract_features(feat_model, x1_val, "block5", batch_size=128)
+    save_features(out / "features_block5.h5", ftr, y1, val_features=fva, val_labels=y1_val)
     heads, heads_missing = classic_heads(seed=args.seed)
     if heads_missing:
         print(heads_missing)
     q1 = {}
     for name, head in heads.items():
         with Timer() as th:
-            head.fit(ftr, ytr)
+            head.fit(ftr, y1)
             pred = np.asarray(head.predict(fva)).astype(np.int64)
-        rep = metrics.classification_report(yva, pred, class_names=class_names)
+        rep = metrics.classification_report(y1_val, pred, class_names=class_names)
         d = rep.to_dict()
         q1[name] = {"report": rep, "pred": pred, "seconds": th.seconds, "accuracy": d["accuracy"],
                     "precision": d["weighted avg"]["precision"], "recall": d["weighted avg"]["recall"],
@@ -324,7 +360,9 @@ class GroupLRs(Callback):
             self.lrs[n].append(g["lr"] if all(p.trainable for p in g["params"]) else float("nan"))
 
 
-def run_variant(arch, variant, seed):
+def run_variant(arch, variant, seed, data):
+    """One fine-tuning run of ``variant`` of ``arch`` on data = (x_train, y_train, x_val, y_val)."""
+    xtr, ytr, xva, yva = data
     m = build(arch, seed, C) if variant == "scratch" else pretrained(arch, seed)
     blocks = base_blocks(m)                   # [stem,] block1 .. block5
     lrs = {}
@@ -342,7 +380,7 @@ def run_variant(arch, variant, seed):
         e1, e2 = max(1, EPOCHS // 5), max(2, (2 * EPOCHS) // 5)
         phases = [(e1, "block5", args.ft_lr), (e2, ["block4", "block5"], args.ft_lr / 3)]
     opt = make_optimizer(Adam, m, lr=args.lr, lrs=lrs)
-    sched = StepLR(opt, step_size=5, gamma=0.5)
+    sched = StepLR(opt, step_size=args.decay_every, gamma=0.5)
     cbs = [EarlyStopping(monitor="val_loss", patience=args.patience),
            ModelCheckpoint(str(out / "checkpoints" / f"{arch}-{variant}-seed{seed}.npz"), monitor="val_acc",
                            save_best_only=True)]
@@ -361,6 +399,7 @@ def run_variant(arch, variant, seed):
     va = h["val_acc"]
     return {"model": m, "proba": proba, "history": h.to_dict(), "seconds": secs,
             "train_acc": h["acc"][-1], "val_acc": float((proba.argmax(1) == yva).mean()),
+            "y_val": yva, "n_val": int(yva.size),
             "best_val_acc": float(np.max(va)), "best_epoch": int(np.argmax(va)) + 1, "epochs_run": len(va),
             "unfreezing_events": None if prog is None else prog.events, "group_lrs": lr_log.lrs,
             "counts": param_counts(m)}
@@ -375,14 +414,14 @@ VARIANTS = ["frozen", "block5", "block4+5", "progressive", "scratch"]
 q2 = {v: [] for v in VARIANTS}                      # the main architecture's variants
 q2_arch = {a: [] for a in ARCHS}                    # every architecture, progressive recipe
 with Timer() as t_q2:
-    for seed in SEEDS:
+    for i, seed in enumerate(SEEDS):
         for v in VARIANTS:
-            r = run_variant(MAIN, v, seed)
+            r = run_variant(MAIN, v, seed, split(i))
             q2[v].append(r)
             log_run(MAIN, v, seed, r)
         q2_arch[MAIN].append(q2["progressive"][-1])
         for arch in ARCHS[1:]:
-            r = run_variant(arch, "progressive", seed)
+            r = run_variant(arch, "progressive", seed, split(i))
             q2_arch[arch].append(r)
             log_run(arch, "progressive", seed, r)
 walls["q2_finetuning"] = t_q2.seconds
@@ -423,10 +462,12 @@ def ensemble_scores(runs_by_member):
     scores = {k: [] for k in ["best single", "majority vote", "soft vote", "weighted soft vote", "stacking"]}
     dis = []
     for i, seed in enumerate(SEEDS):
+        yva = runs_by_member[members[0]][i]["y_val"]             # the seed's validation labels
         probas = np.stack([runs_by_member[k][i]["proba"] for k in members])
         preds = probas.argmax(2)
         scores["best single"].append(max(float((pp == yva).mean()) for pp in preds))
-        scores["majority vote"].append(float((ensemble.hard_vote(preds, C) == yva).mean()))
+        vote = ensemble.hard_vote(preds, C)
+        scores["majority vote"].append(float((vote == yva).mean()))
         scores["soft vote"].append(float((ensemble.soft_vote(probas).argmax(1) == yva).mean()))
         nf = min(5, int(np.bincount(yva).min()))
         scores["weighted soft vote"].append(float((ensemble.cross_fitted(probas, yva, "weighted", nf, seed)
@@ -434,16 +475,16 @@ def ensemble_scores(runs_by_member):
         scores["stacking"].append(float((ensemble.cross_fitted(probas, yva, "stacking", nf, seed)
                                          .argmax(1) == yva).mean()))
         dis.append(ensemble.disagreement(preds))
-    last = {"majority vote": ensemble.hard_vote(preds, C), **{k: preds[j] for j, k in enumerate(members)}}
-    return scores, np.mean(dis, axis=0), last
+    last = {"majority vote": vote, **{k: preds[j] for j, k in enumerate(members)}}
+    return scores, np.mean(dis, axis=0), (last, yva)
 
 
 VARIANT_MEMBERS = ["block5", "block4+5", "progressive"]
 with Timer() as t_q3:
     q3, disagree, q3_last = ensemble_scores(q2_arch) if len(ARCHS) > 1 else ({}, None, None)
     q3v, disagree_v, q3v_last = ensemble_scores({v: q2[v] for v in VARIANT_MEMBERS})
-    ens_last = q3_last or q3v_last
-    ens_reports = ensemble.classification_reports(yva, ens_last, class_names)
+    ens_last, ens_y = q3_last or q3v_last
+    ens_reports = ensemble.classification_reports(ens_y, ens_last, class_names)
 walls["q3_ensembles"] = t_q3.seconds
 walls["total"] = time.perf_counter() - t_start
 
@@ -456,7 +497,7 @@ from nnlite.viz import plot_bar, plot_confusion_matrix, plot_curve, plot_history
 figs = []
 for name, r in q1.items():
     fn = "cm_" + "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower() + ".png"
-    plot_confusion_matrix(metrics.confusion_matrix(yva, r["pred"], C), class_names, path=out / fn,
+    plot_confusion_matrix(metrics.confusion_matrix(y1_val, r["pred"], C), class_names, path=out / fn,
                           title=f"{name}: val acc {r['accuracy']:.3f}")
     figs.append(fn)
 plot_history(q2["progressive"][0]["history"], metrics=("loss", "acc"), path=out / "history_progressive.png",
@@ -520,7 +561,10 @@ if QUICK:
                             f"{PRE_EPOCHS}-epoch pretraining per architecture"))
 lines += [f"Command: `{cmd}`; total wall time {walls['total']:.0f} s on {machine_info()['cpus']} shared CPUs.", "",
           "## 1. Data", f"Data: {data_note}. {xtr.shape[0]} training / {xva.shape[0]} validation images, "
-          f"{C} classes, seen by the networks at {args.size}x{args.size}. Architectures: "
+          f"{C} classes, seen by the networks at {args.size}x{args.size}. "
+          + (f"Pooled and cut into {FOLDS} stratified folds: seed number i trains on the others and "
+             f"validates on fold i mod {FOLDS} (Q1 on fold 0), so every mean over {FOLDS} seeds covers every "
+             "image once. " if FOLDS else "") + "Architectures: "
           f"{', '.join(ARCHS)} (main: {MAIN}). Source models, all pretrained by nnlite on the same CIFAR-10 "
           "images with the same epochs and seed:", ""]
 lines += [f"* **{a}**: {ARCH_LABELS[a]}, `{spec_text(a)}`, {summaries[a]['base_params']:,} base parameters; "
@@ -575,11 +619,12 @@ write_text(out / "report.md", "\n".join(lines) + "\n")
 
 def strip(rs):
     """Runs without their model and probabilities (for metrics.json)."""
-    return [{k: v for k, v in r.items() if k not in ("model", "proba")} for r in rs]
+    return [{k: v for k, v in r.items() if k not in ("model", "proba", "y_val")} for r in rs]
 
 
 write_json(out / "metrics.json", {
     "command": cmd, "quick": QUICK, "seeds": SEEDS, "size": args.size, "epochs": EPOCHS, "data": data_note,
+    "folds": FOLDS, "decay_every": args.decay_every, "pretrain_set": args.pretrain_set,
     "architectures": ARCHS, "main_architecture": MAIN,
     "source_models": {a: {"builder": spec_text(a), "base_params": summaries[a]["base_params"],
                           "pretraining": pre_notes[a], "base_frozen": summaries[a]["base_frozen"],

@@ -67,3 +67,27 @@ def test_quick_run_writes_report_in_order(tmp_path):
         assert (out / f).exists(), f
     with h5py.File(out / "target_standin.h5", "r") as f:
         assert f["X_train"].shape[1:] == (64, 64, 3) and f["X_train"].dtype == np.uint8
+
+
+@needs_data
+def test_quick_run_with_folds_and_decay(tmp_path):
+    """--folds 2: the 54 + 108 stand-in images are pooled and seed 0 validates on fold 0 (81 images);
+    --decay-every 1 halves the lrs after every epoch."""
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "land_cover_transfer.py"), "--quick",
+                        "--architectures", "vgg", "--folds", "2", "--decay-every", "1", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["folds"] == 2 and m["decay_every"] == 1 and m["pretrain_set"] == "full"
+    runs = [run for rs in m["q2"].values() for run in rs]
+    assert runs and all(run["n_val"] == 81 for run in runs)
+    head_lrs = m["q2"]["frozen"][0]["group_lrs"]["head"]
+    assert head_lrs == pytest.approx([1e-3, 5e-4])
+    assert "2 stratified folds" in (out / "report.md").read_text()
+    bad = subprocess.run([sys.executable, str(ROOT / "examples" / "land_cover_transfer.py"), "--quick",
+                          "--folds", "1", "--out", str(tmp_path / "bad")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert bad.returncode == 2 and "--folds" in bad.stderr and not (tmp_path / "bad").exists()
