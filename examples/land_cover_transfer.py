@@ -507,8 +507,23 @@ plot_curve(np.arange(1, len(glr["head"]) + 1), {k: glr[k] for k in ("head", "blo
            "learning rate (blank: frozen)", logy=True, path=out / "lr_progressive.png",
            title=f"{MAIN}, progressive unfreezing: lr per block (seed {SEEDS[0]})")
 means = [stats([r["val_acc"] for r in q2[v]]) for v in VARIANTS]
+RUNS_TEXT = f"{len(SEEDS)} seed(s)" + (f", fold i mod {FOLDS} held out" if FOLDS else "")
 plot_bar(VARIANTS, [m for m, _ in means], errors=[s for _, s in means], path=out / "variants.png",
-         ylabel="validation accuracy", title=f"{MAIN}: mean ± sd over {len(SEEDS)} seed(s)")
+         ylabel="validation accuracy", title=f"{MAIN}: mean ± sd over\n{RUNS_TEXT}")
+
+
+def paired(a, b):
+    """Per-seed differences of two variants' val acc (one seed: the same split and fold for both)
+    -> (mean, standard error, seeds where a > b)."""
+    d = np.array([r["val_acc"] for r in q2[a]]) - np.array([r["val_acc"] for r in q2[b]])
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0, int((d > 0).sum())
+
+
+q2_paired = {f"{a} - {b}": paired(a, b) for a, b in
+             (("block5", "frozen"), ("block4+5", "frozen"), ("progressive", "frozen"), ("frozen", "scratch"))}
+plot_bar(list(q2_paired), [v[0] for v in q2_paired.values()], errors=[v[1] for v in q2_paired.values()],
+         path=out / "variants_paired.png", ylabel="val accuracy difference", fmt="{:+.3f}",
+         title=f"{MAIN}: paired differences, mean ± se\nover {RUNS_TEXT}")
 arch_means = [stats([r["val_acc"] for r in q2_arch[a]]) for a in ARCHS]
 plot_bar(ARCHS, [m for m, _ in arch_means], errors=[s for _, s in arch_means], path=out / "architectures.png",
          ylabel="validation accuracy", title=f"progressive fine-tuning\nmean ± sd over {len(SEEDS)} seed(s)")
@@ -581,19 +596,24 @@ for name, r in q1.items():
 lines += ["Confusion heat maps: " + ", ".join(f"`{f}`" for f in figs), "",
           "## 3. Q2: fine-tuning (the report's head; augmentation: rotation 10°, shifts, flips)", "",
           f"{EPOCHS} epochs max, Adam (head lr {args.lr:g}, unfrozen blocks {args.ft_lr:g}), step decay x0.5 "
-          f"every 5 epochs, EarlyStopping(val_loss, patience {args.patience}), ModelCheckpoint(best val_acc). "
+          f"every {args.decay_every} epochs, EarlyStopping(val_loss, patience {args.patience}), "
+          "ModelCheckpoint(best val_acc). "
           f"val acc = the final weights (no selection on the validation set); 'best val acc' is the "
           f"report's optimistic checkpoint-selected number. Seeds {SEEDS}.", "",
           f"### Fine-tuning variants of the main architecture ({MAIN})", ""] + table_q2 + [
           "", f"Target ordering fine-tune > frozen > scratch: best fine-tuned ({best_ft}) "
           f"{ft[best_ft][0]:.3f} ± {ft[best_ft][1]:.3f}, frozen {fm:.3f} ± {fs:.3f}, scratch {sm:.3f} ± {ss:.3f}: "
           f"**{'holds' if order_ok else 'does NOT hold'}** in this run.", "",
+          "Paired per seed (one seed = one split and fold for every variant, so the split's difficulty cancels): "
+          + "; ".join(f"{k} {v[0]:+.3f} ± {v[1]:.3f} (se), > 0 in {v[2]} of {len(SEEDS)}" for k, v in q2_paired.items())
+          + " (`variants_paired.png`).", "",
           "Progressive unfreezing events (seed %d): %s" % (SEEDS[0], q2["progressive"][0]["unfreezing_events"]), "",
           "### Every architecture, progressive recipe (the report's three fine-tuned architectures)", "",
           f"Head only, then block5 (lr {args.ft_lr:g}), then blocks 4+5 (lr {args.ft_lr / 3:g}); earlier blocks "
           f"(and the stem) stay frozen. The {MAIN} row is its progressive variant above. Parameter counts "
           "after the last unfreezing.", ""] + table_arch + [
-          "", "Figures: `variants.png`, `architectures.png`, `history_progressive.png`, `lr_progressive.png`.", ""]
+          "", "Figures: `variants.png`, `variants_paired.png`, `architectures.png`, `history_progressive.png`, "
+          "`lr_progressive.png`.", ""]
 for a in ARCHS:
     fc = summaries[a]["base_frozen"]
     lines += [f"### Model summary: {a} (blocks 4+5 unfrozen)", "",
@@ -637,5 +657,6 @@ write_json(out / "metrics.json", {
     "q2_architectures_summary": {a: stats([r["val_acc"] for r in q2_arch[a]]) for a in ARCHS},
     "q3": q3, "q3_summary": {k: stats(v) for k, v in q3.items()}, "disagreement": disagree,
     "q3_variants": q3v, "q3_variants_summary": {k: stats(v) for k, v in q3v.items()},
-    "disagreement_variants": disagree_v, "ordering_holds": bool(order_ok)})
+    "disagreement_variants": disagree_v, "ordering_holds": bool(order_ok),
+    "q2_paired": {k: {"mean": v[0], "se": v[1], "positive": v[2]} for k, v in q2_paired.items()}})
 print(f"wrote {out / 'report.md'}; total {walls['total']:.0f} s")

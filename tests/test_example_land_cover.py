@@ -62,8 +62,10 @@ def test_quick_run_writes_report_in_order(tmp_path):
     for arch in ("vgg", "resnet", "mobilenet"):
         assert f"Model summary: {arch}" in text
         assert list(out.glob(f"source_{arch}_*.npz")), arch                  # each source model is cached
-    for f in ("variants.png", "architectures.png", "history_progressive.png", "lr_progressive.png",
-              "features_block5.h5", "target_standin.h5"):
+    assert set(m["q2_paired"]) == {"block5 - frozen", "block4+5 - frozen", "progressive - frozen",
+                                   "frozen - scratch"}
+    for f in ("variants.png", "variants_paired.png", "architectures.png", "history_progressive.png",
+              "lr_progressive.png", "features_block5.h5", "target_standin.h5"):
         assert (out / f).exists(), f
     with h5py.File(out / "target_standin.h5", "r") as f:
         assert f["X_train"].shape[1:] == (64, 64, 3) and f["X_train"].dtype == np.uint8
@@ -84,6 +86,9 @@ def test_quick_run_with_folds_and_decay(tmp_path):
     assert m["folds"] == 2 and m["decay_every"] == 1 and m["pretrain_set"] == "full"
     runs = [run for rs in m["q2"].values() for run in rs]
     assert runs and all(run["n_val"] == 81 for run in runs)
+    d = m["q2_paired"]["frozen - scratch"]                    # one seed: the difference itself, se 0
+    assert d["mean"] == pytest.approx(m["q2"]["frozen"][0]["val_acc"] - m["q2"]["scratch"][0]["val_acc"])
+    assert d["se"] == 0 and d["positive"] == int(d["mean"] > 0)
     head_lrs = m["q2"]["frozen"][0]["group_lrs"]["head"]
     assert head_lrs == pytest.approx([1e-3, 5e-4])
     assert "2 stratified folds" in (out / "report.md").read_text()
