@@ -104,8 +104,8 @@ p.add_argument("--pretrain-set", choices=("full", "exact"), default="full",
                     "images (17,044: the earlier runs' sources)")
 p.add_argument("--pretrain-n", type=positive_int, default=None,
                help="CIFAR-10 images for pretraining, a random subset of --pretrain-set (default: all of it; "
-                    "500 with --quick; with full, only that many training JPEGs, class-stratified, are decoded "
-                    "before the pick)")
+                    "500 with --quick; with full: that many training images, class-stratified, the only ones "
+                    "decoded)")
 p.add_argument("--lr", type=positive_float, default=1e-3,
                help="Adam learning rate of the head (and of scratch training)")
 p.add_argument("--ft-lr", type=positive_float, default=3e-4, help="Adam learning rate of unfrozen base blocks")
@@ -260,8 +260,9 @@ def load_cifar():
     from nnlite.data import find_dataset, load_cifar10, read_npz
     if args.pretrain_set == "full":
         full = load_cifar10(exact=False, n_train=PRE_N)     # with PRE_N, only PRE_N JPEGs are decoded
-        cx = np.concatenate([full.x_train, full.x_test])
-        cy = np.concatenate([full.y_train, full.y_test])
+        # with PRE_N: those training images only (the test images would otherwise outnumber them)
+        cx = full.x_train if PRE_N else np.concatenate([full.x_train, full.x_test])
+        cy = full.y_train if PRE_N else np.concatenate([full.y_train, full.y_test])
     else:
         croot = find_dataset("cifar10").path
         parts = [read_npz(croot / f) for f in ("train_exact.npz", "test.npz")]
