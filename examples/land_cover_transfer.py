@@ -103,9 +103,9 @@ p.add_argument("--pretrain-set", choices=("full", "exact"), default="full",
                     "and the 10,000 test images (60,000); exact = the bit-exact training subset and the test "
                     "images (17,044: the earlier runs' sources)")
 p.add_argument("--pretrain-n", type=positive_int, default=None,
-               help="CIFAR-10 images for pretraining, a random subset of --pretrain-set (default: all of it; "
-                    "500 with --quick; with full: that many training images, class-stratified, the only ones "
-                    "decoded)")
+               help="CIFAR-10 images for pretraining (default: all of --pretrain-set; 500 with --quick): with "
+                    "full, the first N training images, class-stratified (the only ones decoded); with exact, a "
+                    "random subset")
 p.add_argument("--lr", type=positive_float, default=1e-3,
                help="Adam learning rate of the head (and of scratch training)")
 p.add_argument("--ft-lr", type=positive_float, default=3e-4, help="Adam learning rate of unfrozen base blocks")
@@ -268,9 +268,9 @@ def load_cifar():
         parts = [read_npz(croot / f) for f in ("train_exact.npz", "test.npz")]
         cx = np.concatenate([a for a, _ in parts]).transpose(0, 3, 1, 2).astype(np.float32) / 255
         cy = np.concatenate([b for _, b in parts])
-    if PRE_N:
-        pick = np.random.default_rng(0).permutation(cx.shape[0])[:PRE_N]
-        cx, cy = cx[pick], cy[pick]
+        if PRE_N:                                          # a random subset of the 17,044
+            pick = np.random.default_rng(0).permutation(cx.shape[0])[:PRE_N]
+            cx, cy = cx[pick], cy[pick]
     cx = resize(cx, args.size) if args.size <= 32 else np.repeat(np.repeat(cx, 2, 2), 2, 3)
     return cx, cy.astype(np.int64)
 
@@ -400,7 +400,7 @@ def run_variant(arch, variant, seed, data):
     va = h["val_acc"]
     return {"model": m, "proba": proba, "history": h.to_dict(), "seconds": secs,
             "train_acc": h["acc"][-1], "val_acc": float((proba.argmax(1) == yva).mean()),
-            "y_val": yva, "n_val": int(yva.size),
+            "n_val": int(yva.size),
             "best_val_acc": float(np.max(va)), "best_epoch": int(np.argmax(va)) + 1, "epochs_run": len(va),
             "unfreezing_events": None if prog is None else prog.events, "group_lrs": lr_log.lrs,
             "counts": param_counts(m)}
@@ -463,7 +463,7 @@ def ensemble_scores(runs_by_member):
     scores = {k: [] for k in ["best single", "majority vote", "soft vote", "weighted soft vote", "stacking"]}
     dis = []
     for i, seed in enumerate(SEEDS):
-        yva = runs_by_member[members[0]][i]["y_val"]             # the seed's validation labels
+        yva = split(i)[3]                                         # the seed's validation labels
         probas = np.stack([runs_by_member[k][i]["proba"] for k in members])
         preds = probas.argmax(2)
         scores["best single"].append(max(float((pp == yva).mean()) for pp in preds))
@@ -640,7 +640,7 @@ write_text(out / "report.md", "\n".join(lines) + "\n")
 
 def strip(rs):
     """Runs without their model and probabilities (for metrics.json)."""
-    return [{k: v for k, v in r.items() if k not in ("model", "proba", "y_val")} for r in rs]
+    return [{k: v for k, v in r.items() if k not in ("model", "proba")} for r in rs]
 
 
 write_json(out / "metrics.json", {
