@@ -529,6 +529,28 @@ def run_kernels(cfg, torch):
         if torch is not None:
             ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
         rows.append(_row("kernels", f"dense ({n},{din})->{dout_} fwd+bwd", cmp, ratios))
+
+    # depthwise 3x3 conv (MobileNetV2's expanded layers), channel-last input as in the model
+    shape = (128, 96, 16, 16)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal((96, 1, 3, 3), dtype=np.float32) / np.float32(3)
+    d = rng.standard_normal(shape, dtype=np.float32)
+    x_cl, d_cl = _channel_last(x), _channel_last(d)
+
+    def dw_nn():
+        out, c = F.depthwise_conv2d_forward(x_cl, w, None, 1, 1)
+        return F.depthwise_conv2d_backward(d_cl, c)
+    def dw_textbook():
+        out, c = T.depthwise_conv2d_forward(x, w, None, 1, 1)
+        return T.depthwise_conv2d_backward(d, c)
+    cont = {"nnlite": dw_nn, "textbook": dw_textbook}
+    if torch is not None:
+        cont["torch"] = torch_pair(lambda t, ww: f.conv2d(t, ww, None, 1, 1, 1, 96), [x, w], d)
+    cmp = compare("depthwise 3x3", cont, repeats=cfg.repeats, target_s=cfg.target_s)
+    ratios = {"textbook/nnlite": _ratio(cmp, "textbook", "nnlite")}
+    if torch is not None:
+        ratios["nnlite/torch"] = _ratio(cmp, "nnlite", "torch")
+    rows.append(_row("kernels", "depthwise 3x3 s1 p1 (128,96,16,16) fwd+bwd", cmp, ratios))
     return rows
 
 

@@ -89,6 +89,50 @@ def test_conv2d_equals_loop_reference(case):
 
 
 @st.composite
+def depthwise_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    return dict(n=draw(st.integers(1, 5)), c=draw(st.integers(1, 4)), m=draw(st.sampled_from([1, 1, 2])),
+                h=draw(st.integers(max(1, kh - 2 * ph), 9)), w=draw(st.integers(max(1, kw - 2 * pw), 9)),
+                k=(kh, kw), s=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), p=(ph, pw),
+                bias=draw(st.booleans()), x_last=draw(st.booleans()), d_last=draw(st.booleans()),
+                chunk=draw(st.sampled_from([1, 1 << 30])), threads=draw(st.sampled_from([None, 2])),
+                seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(depthwise_cases())
+def test_depthwise_equals_loop_reference(case):
+    """Engine and textbook depthwise conv == the loop reference; chunk=1 byte forces one image
+    per chunk (1 << 30: the whole batch in one), inside and outside a two-worker block."""
+    from nnlite import parallel
+    from nnlite.fast import depthwise as dw_mod
+    from nnlite.functional import reference_depthwise as rdw
+    rng = np.random.default_rng(case["seed"])
+    kh, kw = case["k"]
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["c"] * case["m"], 1, kh, kw))
+    b = rng.standard_normal(case["c"] * case["m"]) if case["bias"] else None
+    rout, rcache = rdw.depthwise_conv2d_forward_naive(x, w, b, case["s"], case["p"])
+    d = rng.standard_normal(rout.shape)
+    rgrads = rdw.depthwise_conv2d_backward_naive(d, rcache)
+    old = dw_mod.CHUNK_BYTES
+    dw_mod.CHUNK_BYTES = case["chunk"]
+    try:
+        with parallel.threads(case["threads"]) if case["threads"] else parallel.threads(1):
+            out, cache = F.depthwise_conv2d_forward(layouts(x, case["x_last"]), w, b, case["s"], case["p"])
+            grads = F.depthwise_conv2d_backward(layouts(d, case["d_last"]), cache)
+    finally:
+        dw_mod.CHUNK_BYTES = old
+    tout, tcache = T.depthwise_conv2d_forward(x, w, b, case["s"], case["p"])
+    tgrads = T.depthwise_conv2d_backward(d, tcache)
+    for o, g in ((out, grads), (tout, tgrads)):
+        assert close(o, rout)
+        assert close(g[0], rgrads[0]) and close(g[1], rgrads[1])
+        assert (g[2] is None) == (b is None) and (b is None or close(g[2], rgrads[2]))
+
+
+@st.composite
 def pool_cases(draw):
     ph, pw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))

@@ -19,6 +19,7 @@ import nnlite
 from nnlite import fast as E
 from nnlite import functional as T
 from nnlite import kernels, nn, parallel, use_kernels
+from nnlite.fast import layout
 from nnlite.losses import SoftmaxCrossEntropy
 
 PKG = pathlib.Path(nnlite.__file__).parent
@@ -118,6 +119,53 @@ def test_conv_and_pools_engine_equal_textbook_in_a_block(threads):
     g2 = T.conv2d_backward(dp2, c2)
     assert close(o1, o2) and close(p1, p2) and close(a1, a2) and close(dp1, dp2)
     assert all(close(a, c) for a, c in zip(g1, g2))
+
+
+@pytest.mark.parametrize("threads", _blocks())
+@pytest.mark.parametrize("x_last", [False, True], ids=["nchw", "channel-last"])
+@pytest.mark.parametrize("geometry", [(3, 1, 1, True), (3, 2, 1, False), ((2, 3), (1, 2), (1, 0), True),
+                                      (3, 1, 0, True)], ids=["k3s1p1", "k3s2p1-nobias", "rect", "k3s1p0"])
+def test_depthwise_and_relu6_engine_equal_textbook_and_loop_reference(threads, x_last, geometry):
+    from nnlite.functional.reference_depthwise import depthwise_conv2d_forward_naive as loop_fwd
+    k, s, p, bias = geometry
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((13, 6, 9, 8))                   # 13 images: uneven chunks on 2 workers
+    w, b = rng.standard_normal((6, 1, kh, kw)), (rng.standard_normal(6) if bias else None)
+    with parallel.threads(threads) if threads else _null():
+        o1, c1 = E.depthwise_conv2d_forward(channel_last(x) if x_last else x, w, b, s, p)
+        d = rng.standard_normal(o1.shape)
+        g1 = E.depthwise_conv2d_backward(channel_last(d) if x_last else d, c1)
+        r1, rc1 = E.relu6_forward(o1 * 4)
+        dr1 = E.relu6_backward(d, rc1)
+    o2, c2 = T.depthwise_conv2d_forward(x, w, b, s, p)
+    g2 = T.depthwise_conv2d_backward(d, c2)
+    r2, rc2 = T.relu6_forward(o2 * 4)
+    assert close(o1, o2) and close(o1, loop_fwd(x, w, b, s, p)[0])
+    assert all(close(a, c) for a, c in zip(g1, g2))
+    assert close(r1, r2) and close(dr1, T.relu6_backward(d, rc2))
+    assert 0 < (dr1 == 0).mean() < 1 and ((r1 == 0) | (r1 == 6)).any()     # both kinks are hit
+    assert layout.is_nhwc(o1) and layout.is_nhwc(g1[0])       # channel-last, as the engine's conv
+
+
+def test_depthwise_engine_skips_parts_keeps_float32_and_runs_multipliers_on_the_textbook():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 3, 7, 7)).astype(np.float32)
+    w, b = rng.standard_normal((3, 1, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
+    o, c = E.depthwise_conv2d_forward(x, w, b, 2, 1)
+    dx, dw, db = E.depthwise_conv2d_backward(np.ones_like(o), c, need_input_grad=False)
+    assert dx is None and dw.dtype == db.dtype == o.dtype == np.float32
+    dx, dw, db = E.depthwise_conv2d_backward(np.ones_like(o), c, need_weight_grad=False)
+    assert dw is None and db is None and dx.dtype == np.float32 and dx.shape == x.shape
+    w2 = rng.standard_normal((6, 1, 3, 3))                     # multiplier 2: the textbook kernel
+    x2 = x.astype(np.float64)
+    o1, c1 = E.depthwise_conv2d_forward(x2, w2, None, 1, 1)
+    o2, c2 = T.depthwise_conv2d_forward(x2, w2, None, 1, 1)
+    d = rng.standard_normal(o1.shape)
+    assert close(o1, o2) and all(close(a, c) for a, c in zip(E.depthwise_conv2d_backward(d, c1),
+                                                            T.depthwise_conv2d_backward(d, c2)))
+    with pytest.raises(ValueError, match="C\\*m, 1, kh, kw"):
+        E.depthwise_conv2d_forward(x, w[:2, :, :, :].repeat(2, axis=1), None)
 
 
 @pytest.mark.parametrize("K", [E, T], ids=["fast", "textbook"])

@@ -10,17 +10,19 @@ Tests prove engine == textbook == loop reference for every kernel here.
 """
 from ..functional import *  # noqa: F401,F403  (kernels without an engine version)
 from ..functional import __all__ as _textbook_names
-from .activations import relu_backward, relu_forward
+from .activations import relu6_backward, relu6_forward, relu_backward, relu_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward
 from .conv import conv2d_backward, conv2d_forward, release_workspaces
 from .conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
+from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy
 from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backward, global_avgpool_forward,
                    maxpool2d_backward, maxpool2d_forward)
 
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
-ENGINE_KERNELS = ("relu_forward", "relu_backward", "batchnorm_forward", "batchnorm_backward",
+ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
+                  "depthwise_conv2d_forward", "depthwise_conv2d_backward", "batchnorm_forward", "batchnorm_backward",
                   "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
                   "conv_transpose2d_backward", "linear_forward", "linear_backward",
                   "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward",
