@@ -2,37 +2,40 @@
 
 out[n, c, y, x] = sum_{i,j} w[c, 0, i, j] * xpad[n, c, y*sh + i, x*sw + j] + b[c]   (m = 1)
 
-Like the textbook kernel, one multiply-add per kernel offset over a strided view of the padded
-input; what the engine changes is where and in which layout:
+The textbook kernel makes kh*kw passes over the whole batch (one multiply-add per kernel
+offset). The engine makes the same sums in a different place and layout:
 
-* **channel-last.** The images are copied, zero padded, into a reused (k, H+2ph, W+2pw, C)
-  workspace, so each offset's view has contiguous runs of Wo*C values (stride 1) and each
-  per-channel weight vector w[:, 0, i, j] (C,) broadcasts along the innermost axis. The output
-  is returned as an (N, C, Ho, Wo) transposed view of an (N, Ho, Wo, C) buffer, the layout
-  of the engine's conv, batch norm and ReLU (the next layer reads it contiguously).
+* **channel-last windows.** The images are copied, zero padded, into a reused
+  (k, H+2ph, W+2pw, C) workspace, and all kh*kw offsets are ONE read-only strided view of it,
+  ``_windows``: (k, Ho, Wo, kh, kw, C), element [n, y, x, i, j, c] = xpad[n, y*sh+i, x*sw+j, c].
+  One ``einsum("nyxijc,ijc->nyxc")`` with the weights as (kh, kw, C) then sums the offsets per
+  output element in a single pass, writing the chunk's output rows (measured 1.5-1.9x faster
+  than the per-offset multiply-adds on a 96-channel 16x16 chunk). The output is returned as an
+  (N, C, Ho, Wo) transposed view of an (N, Ho, Wo, C) buffer, the layout of the engine's conv,
+  batch norm and ReLU (the next layer reads it contiguously).
 * **in-cache chunks on the workers.** The batch is cut into chunks of about ``CHUNK_BYTES``
   of padded input (``nnlite.parallel.run_chunks``: inside a ``parallel.threads()`` block,
-  worker t of T takes chunks t, t+T, ...). Each chunk's padded copy, product workspace and
-  output rows stay in the core's cache across the kh*kw offsets, instead of kh*kw passes
-  over the whole batch in memory.
+  worker t of T takes chunks t, t+T, ...).
 * **backward**, per chunk of the same plan (the padded chunk rebuilt from the cached input,
   never cached: it is larger than the input):
-  dw[c, 0, i, j] = sum_{n,y,x} dout[n, c, y, x] * v_ij[n, c, y, x]  (the product in a workspace,
-  its column sums one BLAS GEMV ``ones @ (rows, C)``), db[c] = sum dout[:, c] (GEMV), and
-  dxpad[:, i::sh, j::sw] += dout * w[c, 0, i, j] in a zeroed padded workspace whose interior
-  is then copied to the chunk's rows of dx (channel-last). Each worker returns its partial
-  dw, db; they are summed in worker order (deterministic for a given worker count).
+  dw[c, 0, i, j] = sum_{n,y,x} dout[n, c, y, x] * xpad[n, c, y*sh+i, x*sw+j]: one
+  ``einsum("nyxijc,nyxc->ijc")`` over the same windows; db[c] = sum dout[:, c];
+  dx, stride 1 (pad <= kernel - 1): the convolution of dout, zero padded by kh-1-ph / kw-1-pw,
+  with the flipped kernel, one einsum over its windows; other strides: the textbook's scatter
+  dxpad[:, i::sh, j::sw] += dout * w[:, 0, i, j] per offset in a zeroed padded workspace.
+  Each worker returns its partial dw, db; they are summed in worker order (deterministic for
+  a given worker count). Sums run in another order than the textbook's: equal to rounding.
 
 Channel multiplier m > 1 (``w`` of shape (C*m, 1, kh, kw)) runs the textbook kernel: MobileNet
-uses m = 1, and the broadcasts of m > 1 would put a short axis innermost.
-Cache: ``_Cache(x, w, has_bias, stride, pad)``, the input itself (no copy); a textbook cache
-(m > 1) is recognised by its type and sent to the textbook backward.
+uses m = 1. Cache: ``_Cache(x, w, has_bias, stride, pad)``, the input itself (no copy); a
+textbook cache (m > 1) is recognised by its type and sent to the textbook backward.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..functional.conv import conv_output_size
 from ..functional.depthwise import _check_args
@@ -41,8 +44,8 @@ from ..functional.depthwise import depthwise_conv2d_forward as _textbook_forward
 from ..parallel import num_threads, run_chunks
 from .conv import _workspace
 
-#: Bytes of padded input in one chunk: with the product workspace and the chunk's output rows
-#: (each about as large) it stays in a core's L2 cache (2 MiB here).
+#: Bytes of padded input in one chunk: with the chunk's output rows (about as large) it stays in
+#: a core's L2 cache (2 MiB here).
 CHUNK_BYTES = 512 << 10
 
 
@@ -62,7 +65,7 @@ def _plan(n, padded_image_bytes):
     return m, [(n0, min(n0 + m, n)) for n0 in range(0, n, m)]
 
 
-def _padded(xh, n0, n1, m, pad):
+def _padded(xh, n0, n1, m, pad, role="dw-padded"):
     """Images n0..n1-1 of xh (N, H, W, C view), zero padded by pad = (ph, pw), in a workspace
     (k, H+2ph, W+2pw, C) whose border is zero since its creation (only the interior is ever
     written); the view itself when there is no padding."""
@@ -70,7 +73,7 @@ def _padded(xh, n0, n1, m, pad):
     if not (ph or pw):
         return xh[n0:n1]
     _, h, w, c = xh.shape
-    xp = _workspace(("dw-padded", ph, pw), (m, h + 2 * ph, w + 2 * pw, c), xh.dtype,
+    xp = _workspace((role, ph, pw), (m, h + 2 * ph, w + 2 * pw, c), xh.dtype,
                     init=lambda a: a.fill(0))[:n1 - n0]
     xp[:, ph:ph + h, pw:pw + w] = xh[n0:n1]
     return xp
@@ -82,12 +85,20 @@ def _view(a, i, j, stride, ho, wo):
     return a[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
 
 
+def _windows(a, kh, kw, stride, ho, wo):
+    """All windows of a padded (k, Hp, Wp, C) chunk as one read-only strided view
+    (k, Ho, Wo, kh, kw, C): element [n, y, x, i, j, c] = a[n, y*sh + i, x*sw + j, c]."""
+    s_n, s_h, s_w, s_c = a.strides
+    return as_strided(a, shape=(a.shape[0], ho, wo, kh, kw, a.shape[3]), writeable=False,
+                      strides=(s_n, s_h * stride[0], s_w * stride[1], s_h, s_w, s_c))
+
+
 def depthwise_conv2d_forward(x, w, b=None, stride=1, pad=0):
     """out[n, c, y, x] = sum_{i,j} w[c, 0, i, j] * xpad[n, c, y*sh + i, x*sw + j] + b[c].
 
     x: (N, C, H, W), any memory layout; w: (C*m, 1, kh, kw); b: (C*m,) or None; stride, pad:
     int or pair -> out: (N, C*m, Ho, Wo) (a fresh array stored channel-last when m = 1), cache.
-    Same values as the textbook kernel (same order of the additions)."""
+    The textbook kernel's values, to rounding."""
     stride, pad, mult = _check_args(x, w, b, stride, pad)
     if mult != 1:
         return _textbook_forward(x, w, b, stride, pad)
@@ -101,14 +112,9 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, pad=0):
 
     def work(worker, my_chunks):
         for n0, n1 in my_chunks:
-            xp, o = _padded(xh, n0, n1, m, pad), out[n0:n1]
-            prod = _workspace("dw-product", (m, ho, wo, c), x.dtype)[:n1 - n0]
-            np.multiply(_view(xp, 0, 0, stride, ho, wo), wk[0, 0], out=o)
-            for i in range(kh):
-                for j in range(kw):
-                    if i or j:
-                        np.multiply(_view(xp, i, j, stride, ho, wo), wk[i, j], out=prod)
-                        o += prod
+            o = out[n0:n1]
+            np.einsum("nyxijc,ijc->nyxc", _windows(_padded(xh, n0, n1, m, pad), kh, kw, stride, ho, wo),
+                      wk, out=o)
             if b is not None:
                 o += b
     run_chunks(work, chunks)
@@ -145,25 +151,13 @@ def depthwise_conv2d_backward(dout, cache, need_input_grad: bool = True, need_we
                 buf = _workspace("dw-dout", (m, ho, wo, c), dt)[:k]
                 np.copyto(buf, d)
                 d = buf
-            prod = _workspace("dw-product", (m, ho, wo, c), dt)[:k]
-            rows = prod.reshape(-1, c)
-            ones = _workspace("dw-ones", (m * ho * wo,), dt, init=lambda a: a.fill(1))[:rows.shape[0]]
             if need_weight_grad:
-                xp = _padded(xh, n0, n1, m, pad)
-                for i in range(kh):
-                    for j in range(kw):
-                        np.multiply(d, _view(xp, i, j, stride, ho, wo), out=prod)
-                        dwk[i, j] += ones @ rows                          # GEMV: column sums
+                xw = _windows(_padded(xh, n0, n1, m, pad), kh, kw, stride, ho, wo)
+                dwk += np.einsum("nyxijc,nyxc->ijc", xw, d)
                 if db is not None:
-                    db += ones @ d.reshape(-1, c)
+                    db += d.reshape(-1, c).sum(axis=0)
             if need_input_grad:
-                dxp = _workspace(("dw-dxpad", ph, pw), (m, h + 2 * ph, wd + 2 * pw, c), dt)[:k]
-                dxp.fill(0)
-                for i in range(kh):
-                    for j in range(kw):
-                        np.multiply(d, wk[i, j], out=prod)
-                        _view(dxp, i, j, stride, ho, wo)[...] += prod
-                dx[n0:n1] = dxp[:, ph:ph + h, pw:pw + wd]
+                _input_grad_chunk(d, wk, dx[n0:n1], stride, pad, m)
         return dwk, db
 
     parts = run_chunks(work, chunks)
@@ -178,3 +172,28 @@ def depthwise_conv2d_backward(dout, cache, need_input_grad: bool = True, need_we
             for _, part in parts[1:]:
                 db += part
     return (dx.transpose(0, 3, 1, 2) if dx is not None else None), dw, db
+
+
+def _input_grad_chunk(d, wk, dx, stride, pad, m):
+    """dx (k, H, W, C) of one chunk from its output gradient d (k, Ho, Wo, C, C-contiguous).
+
+    Stride 1 with pad <= kernel - 1: the convolution of d, zero padded by (kh-1-ph, kw-1-pw),
+    with the flipped kernel, one einsum over its windows writing dx. Otherwise the scatter of
+    the textbook: dxpad[:, i::sh, j::sw] += d * w[:, 0, i, j] per offset in a zeroed padded
+    workspace, whose interior is then copied to dx."""
+    kh, kw, c = wk.shape
+    k, h, w = dx.shape[:3]
+    ho, wo = d.shape[1:3]
+    (ph, pw), qh, qw = pad, kh - 1 - pad[0], kw - 1 - pad[1]
+    if stride == (1, 1) and qh >= 0 and qw >= 0:
+        dp = _padded(d, 0, k, m, (qh, qw), role="dw-dout-padded")
+        np.einsum("nyxijc,ijc->nyxc", _windows(dp, kh, kw, (1, 1), h, w), wk[::-1, ::-1], out=dx)
+        return
+    dxp = _workspace(("dw-dxpad", ph, pw), (m, h + 2 * ph, w + 2 * pw, c), d.dtype)[:k]
+    dxp.fill(0)
+    prod = _workspace("dw-product", (m, ho, wo, c), d.dtype)[:k]
+    for i in range(kh):
+        for j in range(kw):
+            np.multiply(d, wk[i, j], out=prod)
+            _view(dxp, i, j, stride, ho, wo)[...] += prod
+    dx[...] = dxp[:, ph:ph + h, pw:pw + w]
