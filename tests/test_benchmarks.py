@@ -71,3 +71,13 @@ def test_quick_run_writes_to_its_own_folder(tmp_path):
     assert (out / "results.json").exists()
     assert (committed.read_bytes() if committed.exists() else None) == before
     assert "runs/" in (ROOT / ".gitignore").read_text().split()     # the quick runs' default folder
+
+
+def test_mobilenet_ab_runs_both_storeys_and_restores_the_engine(capsys):
+    from benchmarks import mobilenet_ab
+    from nnlite import fast as E
+    before = {k: getattr(E, k) for k in mobilenet_ab.NAMES}
+    mobilenet_ab.main(["--rounds", "1", "--batch", "2"])
+    out = capsys.readouterr().out
+    assert "engine " in out and "textbook " in out and "speed-up" in out
+    assert all(getattr(E, k) is f for k, f in before.items())
