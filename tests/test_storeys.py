@@ -123,6 +123,26 @@ def test_conv_and_pools_engine_equal_textbook_in_a_block(threads):
 
 @pytest.mark.parametrize("threads", _blocks())
 @pytest.mark.parametrize("x_last", [False, True], ids=["nchw", "channel-last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, args", [("sigmoid", ()), ("tanh", ()), ("leaky_relu", (0.1,)), ("relu", ())])
+def test_elementwise_activations_engine_is_bit_identical_and_keeps_layout(threads, x_last, dtype, name, args):
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((64, 8, 17, 9)) * 20).astype(dtype)    # > MIN_PARALLEL_SIZE; sigmoid: both branches
+    x[0, 0, 0, :3] = 0                                                 # the kinks
+    d = rng.standard_normal(x.shape).astype(dtype)
+    xin, din = (channel_last(x), channel_last(d)) if x_last else (x, d)
+    with parallel.threads(threads) if threads else _null():
+        o1, c1 = getattr(E, name + "_forward")(xin, *args)
+        g1 = getattr(E, name + "_backward")(din, c1)
+    o2, c2 = getattr(T, name + "_forward")(x, *args)
+    g2 = getattr(T, name + "_backward")(d, c2)
+    assert np.array_equal(o1, o2) and np.array_equal(g1, g2)
+    assert o1.dtype == g1.dtype == dtype
+    assert layout.is_nhwc(o1) == layout.is_nhwc(g1) == x_last
+
+
+@pytest.mark.parametrize("threads", _blocks())
+@pytest.mark.parametrize("x_last", [False, True], ids=["nchw", "channel-last"])
 @pytest.mark.parametrize("geometry", [(3, 1, 1, True), (3, 2, 1, False), ((2, 3), (1, 2), (1, 0), True),
                                       (3, 1, 0, True)], ids=["k3s1p1", "k3s2p1-nobias", "rect", "k3s1p0"])
 def test_depthwise_and_relu6_engine_equal_textbook_and_loop_reference(threads, x_last, geometry):

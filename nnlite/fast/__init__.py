@@ -10,7 +10,8 @@ Tests prove engine == textbook == loop reference for every kernel here.
 """
 from ..functional import *  # noqa: F401,F403  (kernels without an engine version)
 from ..functional import __all__ as _textbook_names
-from .activations import relu6_backward, relu6_forward, relu_backward, relu_forward
+from .activations import (leaky_relu_backward, leaky_relu_forward, relu6_backward, relu6_forward, relu_backward,
+                          relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
 from .batchnorm import batchnorm_backward, batchnorm_forward
 from .conv import conv2d_backward, conv2d_forward, release_workspaces
 from .conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
@@ -21,7 +22,8 @@ from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backwar
                    maxpool2d_backward, maxpool2d_forward)
 
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
-ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
+ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "leaky_relu_forward",
+                  "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
                   "depthwise_conv2d_forward", "depthwise_conv2d_backward", "batchnorm_forward", "batchnorm_backward",
                   "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
                   "conv_transpose2d_backward", "linear_forward", "linear_backward",
