@@ -593,9 +593,14 @@ with Timer() as t_fig:
     attacks.plot_attack_comparison(comp, fig("comparison", "comparison_accuracy_vs_eps.png"),
                                    title=f"{tag}: standard vs adversarially trained ({n_comp} test images)",
                                    xlabel=xlabel)
-    viz.plot_history(history_r.to_dict() if hasattr(history_r, "to_dict") else dict(history_r),
-                     metrics=("loss", "acc"), path=fig("history_robust", "history_robust.png"),
-                     title=f"{tag} CNN, adversarial training (train: mixed batches; val: clean)")
+    hist_r_plot = history_r.to_dict() if hasattr(history_r, "to_dict") else dict(history_r)
+    robust_val = "val_pgd_acc" in hist_r_plot               # the early-stopping metric, when monitored
+    viz.plot_history(hist_r_plot, metrics=("loss", "acc") + (("pgd_acc",) if robust_val else ()),
+                     path=fig("history_robust", "history_robust.png"),
+                     mark_epoch=None if best_epoch is None else best_epoch + 1, mark_label="kept",
+                     title=f"{tag} CNN, adversarial training (train: "
+                           + ("adversarial batches" if ratio >= 1 else f"{ratio:.0%} of each batch adversarial")
+                           + f"; val: clean{', PGD-10' if robust_val else ''})")
     viz.plot_confusion_matrix(cm_r_adv, names,
                               path=fig("confusion_matrix_robust_adv", "confusion_matrix_robust_adv.png"),
                               title=f"Adv. trained, FGSM eps={ecm} (accuracy {adv_rob.accuracy(ya):.2%})")
