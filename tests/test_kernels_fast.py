@@ -119,7 +119,7 @@ def test_depthwise_equals_loop_reference(case):
     old = dw_mod.CHUNK_BYTES
     dw_mod.CHUNK_BYTES = case["chunk"]
     try:
-        with parallel.threads(case["threads"]) if case["threads"] else parallel.threads(1):
+        with parallel.threads(case["threads"] or 1):
             out, cache = F.depthwise_conv2d_forward(layouts(x, case["x_last"]), w, b, case["s"], case["p"])
             grads = F.depthwise_conv2d_backward(layouts(d, case["d_last"]), cache)
     finally:

@@ -42,7 +42,7 @@ from ..functional.depthwise import _check_args
 from ..functional.depthwise import depthwise_conv2d_backward as _textbook_backward
 from ..functional.depthwise import depthwise_conv2d_forward as _textbook_forward
 from ..parallel import num_threads, run_chunks
-from .conv import _workspace
+from .conv import _workspace, _zero
 
 #: Bytes of padded input in one chunk: with the chunk's output rows (about as large) it stays in
 #: a core's L2 cache (2 MiB here).
@@ -74,7 +74,7 @@ def _padded(xh, n0, n1, m, pad, role="dw-padded"):
         return xh[n0:n1]
     _, h, w, c = xh.shape
     xp = _workspace((role, ph, pw), (m, h + 2 * ph, w + 2 * pw, c), xh.dtype,
-                    init=lambda a: a.fill(0))[:n1 - n0]
+                    init=_zero)[:n1 - n0]
     xp[:, ph:ph + h, pw:pw + w] = xh[n0:n1]
     return xp
 
