@@ -21,6 +21,12 @@ from .losses import softmax_cross_entropy
 from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backward, global_avgpool_forward,
                    maxpool2d_backward, maxpool2d_forward)
 
+#: ``nn.Sequential`` runs a ``Conv2d`` or a batch norm and the ``ReLU`` right after it as one
+#: engine kernel (``conv2d_forward(..., relu=True)``, ``batchnorm_forward(..., relu=True)``):
+#: bit-identical results, one pass over the activations fewer each way. False: every layer
+#: runs its own kernels (for A/B measurements).
+FUSE_RELU = True
+
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
 ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "leaky_relu_forward",
                   "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",

@@ -56,11 +56,11 @@ def relu_backward(dout, cache):
     may be shared, e.g. by a residual branch): the mask (y > 0) as 1.0 / 0.0 straight into it,
     then multiplied by dout in place (no boolean temporary, no bool-float mixed product:
     measured 1.1-1.5x faster; the same values, IEEE products commute)."""
-    return _map(_masked, _fresh(dout, cache), dout, cache)
+    return _map(relu_masked, _fresh(dout, cache), dout, cache)
 
 
-def _masked(dout, y, out):
-    """out = (y > 0) * dout, y broadcast to dout's shape."""
+def relu_masked(dout, y, out):
+    """out = (y > 0) * dout, y broadcast to dout's shape (also the engine conv's fused ReLU)."""
     np.greater(y, 0, out=out, casting="unsafe")
     out *= dout
     return out

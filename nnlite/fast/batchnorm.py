@@ -51,6 +51,7 @@ from ..functional.batchnorm import _axes_and_shape
 from ..functional.batchnorm import batchnorm_backward as _textbook_backward
 from ..functional.batchnorm import batchnorm_forward as _textbook_forward
 from ..parallel import run_chunks
+from .activations import relu_backward, relu_forward, relu_masked
 from .chunks import batch_chunks
 from .layout import like as _like
 from .layout import planes as _planes
@@ -246,7 +247,7 @@ def _statistics(mat, chunks, m):
 
 
 def batchnorm_forward(x, gamma, beta, training: bool, running_mean=None, running_var=None,
-                      eps: float = 1e-5):
+                      eps: float = 1e-5, relu: bool = False):
     """y = gamma * (x - mu) / sqrt(var + eps) + beta  (computed as x * scale + shift).
 
     x: (N, D) or (N, C, H, W); gamma, beta, running_mean, running_var: (D,) or (C,).
@@ -255,11 +256,18 @@ def batchnorm_forward(x, gamma, beta, training: bool, running_mean=None, running
     channel-last). Returns (out, cache); ``cache['batch_mean']``/``['batch_var_unbiased']``
     feed ``batchnorm_running_update`` in training mode. On the fast path the cache holds x
     itself (not xhat): x must not be changed in place before the backward pass.
+    relu: y = max(y, 0), fused (batch norm + ReLU, as ``nn.Sequential`` runs them on this
+    storey): applied to each block while it is in cache; the cache then keeps y, and backward
+    includes the ReLU's derivative (dout * (y > 0), per block). Bit-identical to the two layers.
     """
     _axes_and_shape(x)                                     # rank check
     mat = _matrix(x)
     if mat is None:              # other layouts: the textbook kernel
-        return _textbook_forward(x, gamma, beta, training, running_mean, running_var, eps)
+        out, cache = _textbook_forward(x, gamma, beta, training, running_mean, running_var, eps)
+        if relu:
+            out = relu_forward(out)[0]
+            cache = dict(cache, relu_y=out)
+        return out, cache
     r = mat.a
     m = x.size // x.shape[1]
     dt = x.dtype
@@ -287,9 +295,11 @@ def batchnorm_forward(x, gamma, beta, training: bool, running_mean=None, running
                     o = np.multiply(_wide(mat, r[b0:b1]), _at(mat, scale, b0, b1, True),
                                     out=_wide(mat, out[b0:b1]))
                     o += _at(mat, shift, b0, b1, True)
+                    if relu:
+                        np.maximum(o, 0, out=o)
     _run(normalize, chunks, r.shape[0])
     cache = {"x": x, "mu": mu, "inv_std": inv_std, "gamma": gamma, "training": training,
-             "m": m}
+             "m": m, "relu_y": out if relu else None}
     if training:
         cache["batch_mean"] = mu
         cache["batch_var_unbiased"] = var * (m / max(m - 1, 1))
@@ -323,6 +333,8 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     eval:     dx = A * dout                                                 (statistics fixed)
     """
     if "xhat" in cache:                                  # the forward ran the textbook kernel
+        if cache.get("relu_y") is not None:
+            dout = relu_backward(dout, cache["relu_y"])
         return _textbook_backward(dout, cache, need_weight_grad)
     x, mu, inv_std, gamma, m = cache["x"], cache["mu"], cache["inv_std"], cache["gamma"], cache["m"]
     if dout.shape != x.shape:
@@ -336,6 +348,10 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     width = rx.shape[1]
     step = _block_rows(mat, np.dtype(dt).itemsize, chunks)
     mu_f = _feature(mat, mu, dt)
+    ry = cache["relu_y"]                           # the fused ReLU's output (x's matrix shape)
+    # with the fused ReLU the passes read dout * (y > 0): computed per block, in cache, by the
+    # first pass into the rows of ``rg`` (which the second pass then reads instead of dout)
+    rg = np.empty(rx.shape, dtype=dt) if ry is not None and (training or need_weight_grad) else None
     dgamma = dbeta = None
     if training or need_weight_grad:
         def sums(worker, my_chunks):
@@ -345,6 +361,8 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
                     copy_rows(r0, r1)
                 for b0, b1 in _blocks(r0, r1, step):
                     n, d = b1 - b0, rd[b0:b1]
+                    if rg is not None:
+                        d = relu_masked(d, ry[b0:b1], rg[b0:b1])
                     t = np.multiply(rx[b0:b1], d, out=tmp[:n])
                     db = _sum(mat, d, ones)
                     parts.append((db, _sum(mat, t, ones) - _at(mat, mu_f, b0, b1) * db))  # dout * (x - mu)
@@ -354,6 +372,8 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
         dgamma64 = _fold(mat, [p[1] for p in parts]).sum(axis=0) * inv_std
         dgamma, dbeta = dgamma64.astype(dt), dbeta64.astype(dt)
         copy_rows = None             # rd is complete now
+        if rg is not None:
+            rd, ry = rg, None        # the masked dout, complete too
     a64 = np.asarray(gamma, dtype=np.float64) * inv_std
     a = _operand(mat, a64, dt)
     if training:
@@ -363,13 +383,16 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     dx = np.empty(rx.shape, dtype=dt)
 
     def input_grad(worker, my_chunks):
-        tmp = np.empty((step, width), dtype=dt) if training else None
+        tmp = np.empty((step, width), dtype=dt) if training or ry is not None else None
         with _broadcasts(mat):
             for r0, r1 in my_chunks:
                 if copy_rows is not None:
                     copy_rows(r0, r1)
                 for b0, b1 in _blocks(r0, r1, step):
-                    o = np.multiply(_wide(mat, rd[b0:b1]), _at(mat, a, b0, b1, True), out=_wide(mat, dx[b0:b1]))
+                    d = rd[b0:b1]
+                    if ry is not None:       # eval without weight gradients: mask here
+                        d = relu_masked(d, ry[b0:b1], tmp[:b1 - b0])
+                    o = np.multiply(_wide(mat, d), _at(mat, a, b0, b1, True), out=_wide(mat, dx[b0:b1]))
                     if training:
                         t = np.multiply(_wide(mat, rx[b0:b1]), _at(mat, b, b0, b1, True),
                                         out=_wide(mat, tmp[:b1 - b0]))

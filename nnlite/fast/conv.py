@@ -47,11 +47,20 @@ build through ``_patches`` (``_dout_patches`` for dx), every dx addition through
 of ``nnlite.fast.probes``, through which the benchmark records the GEMM calls and profiles
 where the time goes.
 
-Cache: ``(x, w, has_bias, stride, pad, kept)``: the input itself (no copy; usually alive
+**Fused ReLU** (``relu=True``, what ``nn.Sequential`` runs for a ``Conv2d`` followed by a
+``ReLU`` on this storey): out = max(conv(x), 0), applied to each chunk's output rows right after
+its GEMM, while they are in cache, instead of a separate pass over the whole output (and a
+fresh array) by the ReLU layer; backward masks each chunk's rows of dout with out > 0 as it
+copies them into the dout workspace (``_dout_rows``), instead of the ReLU layer's own pass.
+The same values as conv then ReLU, in the same order: bit-identical results. Measured on the
+Fashion-MNIST CNN's training step (two workers): see ``benchmarks/RESULTS.md``.
+
+Cache (``ConvCache``): ``(x, w, has_bias, stride, pad, kept, y)``: the input itself (no copy; usually alive
 anyway as the previous layer's output) and, for first layers only (``_transposed_patches``:
 patch length <= ``TRANSPOSED_PATCHES_MAX_K``, so at most that many times the input's size),
 the forward's transposed patch matrix, which backward reuses instead of rebuilding it;
-``kept`` is None otherwise. The textbook version of this kernel (im2col + one GEMM + col2im,
+``kept`` is None otherwise; ``y`` is the output (NHWC memory) with the fused ReLU, else None.
+The textbook version of this kernel (im2col + one GEMM + col2im,
 channel-first, one screen) is ``nnlite.functional.conv``; tests prove the two equal.
 
 Output size: Ho = (H + 2*ph - kh) // sh + 1, Wo likewise.
@@ -69,6 +78,7 @@ from ..functional.conv import conv_output_size
 from ..parallel import num_threads
 from ..parallel import run_chunks as _run_chunks
 from . import probes
+from .activations import relu_masked
 
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
@@ -329,12 +339,25 @@ def _scatter_add(dx, t4, row_range, col_range, sh, sw):
 
 # ----------------------------------------------------------------------------- kernels
 
-def conv2d_forward(x, w, b=None, stride=1, pad=0):
+class ConvCache(NamedTuple):
+    """What ``conv2d_forward`` keeps for ``conv2d_backward`` (see the module docstring)."""
+    x: np.ndarray
+    w: np.ndarray
+    has_bias: bool
+    stride: tuple
+    pad: tuple
+    kept: np.ndarray | None = None
+    y: np.ndarray | None = None
+
+
+def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
     """out[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, y*s + i, x*s + j] + b[o].
 
     x: (N, C_in, H, W); w: (C_out, C_in, kh, kw); b: (C_out,) or None;
     stride, pad: int or (h, w) pair (zero padding)  ->  out: (N, C_out, Ho, Wo), cache.
     ``out`` is a fresh array stored channel-last (see the module docstring); index it as NCHW.
+    relu: out = max(out, 0), fused (see the module docstring); backward then includes the
+    ReLU's derivative (dout * (out > 0)).
     """
     g = _geometry(x.shape, w.shape, stride, pad)
     kept = None                                  # first layers' patches, kept for backward
@@ -345,6 +368,8 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
         _gemm(xh.reshape(-1, g.c_in), w_k, out.reshape(-1, g.c_out))
         if b is not None:
             out += b
+        if relu:
+            np.maximum(out, 0, out=out)
     else:
         m, chunks = _chunk_plan(g, x.itemsize)
         ones = b is not None and BIAS_IN_GEMM
@@ -365,8 +390,10 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
                 _gemm(cols.T if transposed else cols, w_k, rows)
                 if b is not None and not ones:
                     rows += b                              # while the rows are in cache
+                if relu:
+                    np.maximum(rows, 0, out=rows)          # the fused ReLU, likewise
         run_chunks(forward_chunks, chunks)
-    cache = (x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), kept)
+    cache = ConvCache(x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), kept, out if relu else None)
     return out.transpose(0, 3, 1, 2), cache
 
 
@@ -380,7 +407,7 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     to skip that part; the skipped result is returned as None. ``dx`` is a fresh array stored
     channel-last, like the forward output.
     """
-    x, w, has_bias, stride, pad, kept = cache
+    x, w, has_bias, stride, pad, kept, y = cache
     g = _geometry(x.shape, w.shape, stride, pad)
     dt = dout.dtype
     dh = dout.transpose(0, 2, 3, 1)                                     # (N, Ho, Wo, C_out)
@@ -393,6 +420,8 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     db = np.zeros(g.c_out, dtype=dt) if need_weight_grad and has_bias else None
     if pointwise:
         dmat = dh.reshape(-1, g.c_out)
+        if y is not None:                            # the fused ReLU's derivative
+            dmat = relu_masked(dmat, y.reshape(-1, g.c_out), np.empty(dmat.shape, dt))
         if need_weight_grad:
             dw_t = np.empty((g.k, g.c_out), dtype=dt)
             _gemm(xh.reshape(-1, g.c_in).T, dmat, dw_t)
@@ -411,7 +440,7 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
             part_dw = np.empty((dw_rows, g.c_out), dtype=dt) if need_weight_grad else None
             part_db = np.zeros(g.c_out, dtype=dt) if db is not None and not ones else None
             for c, (n0, n1) in enumerate(my_chunks):
-                drows = _dout_rows(dh, n0, n1, g, m)
+                drows = _dout_rows(dh, n0, n1, g, m, y)
                 if need_weight_grad:
                     _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0,
                                        kept=kept)
@@ -437,16 +466,21 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     return dx, dw, db
 
 
-def _dout_rows(dh, n0, n1, g: Geometry, m):
+def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
     """Rows of images n0..n1-1 of the output gradient dh (N, Ho, Wo, C_out view): a view when
-    dh is C-contiguous (channel-last dout), else a copy into a workspace.
+    dh is C-contiguous (channel-last dout), else a copy into a workspace; with the fused
+    ReLU's output y (N, Ho, Wo, C_out) the rows of dout * (y > 0), in the workspace.
     -> (k*Ho*Wo, C_out)."""
     d = dh[n0:n1]
-    if not d.flags.c_contiguous:
+    if y is not None or not d.flags.c_contiguous:
         buf = _workspace("dout", (m, g.ho, g.wo, g.c_out), dh.dtype)[:n1 - n0]
-        np.copyto(buf, d)
+        if y is None:
+            np.copyto(buf, d)
+        else:
+            relu_masked(d, y[n0:n1], buf)
         d = buf
     return d.reshape(-1, g.c_out)
+
 
 
 def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first, kept=None):

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._checks import pair
 from ..functional.conv_transpose import conv_transpose_output_size
-from .conv import conv2d_backward, conv2d_forward
+from .conv import ConvCache, conv2d_backward, conv2d_forward
 
 
 def conv_transpose2d_forward(x, w, b=None, stride=1, pad=0, output_pad=0):
@@ -36,7 +36,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, pad=0, output_pad=0):
     shape = (n, c_out, conv_transpose_output_size(h, kh, sh, ph, oph),
              conv_transpose_output_size(wd, kw, sw, pw, opw))
     placeholder = np.broadcast_to(np.zeros((), dtype=x.dtype), shape)   # only its shape is read
-    out, _, _ = conv2d_backward(x, (placeholder, w, False, (sh, sw), (ph, pw), None), need_weight_grad=False)
+    out, _, _ = conv2d_backward(x, ConvCache(placeholder, w, False, (sh, sw), (ph, pw)), need_weight_grad=False)
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out, (x, w, b is not None, (sh, sw), (ph, pw))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .layers import BatchNorm2d, Conv2d, Identity, ReLU
 from .module import Module
 
@@ -42,8 +43,24 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer.forward(x)
+        """Each layer's forward, left to right. On the engine storey a layer with
+        ``fuses_relu`` (``Conv2d``, ``BatchNorm1d/2d``) followed by a ``ReLU`` runs as one
+        kernel (``forward_relu``: the ReLU applied to each in-cache chunk of the output;
+        bit-identical results, see ``nnlite.fast.conv`` and ``nnlite.fast.batchnorm``) unless
+        ``nnlite.fast.FUSE_RELU`` is False."""
+        layers = list(self._modules.values())
+        fuse = kernels.active_name() == "fast" and kernels.storey("fast").FUSE_RELU
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if fuse and i + 1 < len(layers) and getattr(layer, "fuses_relu", False) \
+                    and type(layers[i + 1]) is ReLU:
+                x = layer.forward_relu(x)
+                layers[i + 1].fused_into(layer, x)
+                i += 2
+            else:
+                x = layer.forward(x)
+                i += 1
         return x
 
     def backward(self, dout):

@@ -84,6 +84,18 @@ class ReLU(_Stateless):
     """y = max(x, 0)."""
     _kernel = "relu"
 
+    def fused_into(self, layer, out):
+        """Record that ``layer`` (e.g. a ``Conv2d``, through ``forward_relu``) computed this ReLU
+        inside its own kernel and returned ``out``: this layer's next ``backward`` passes dout
+        through unchanged, since the fused layer's backward applies the ReLU's derivative."""
+        self._cache = ("fused", type(layer).__name__)
+        self._out_shape = out.shape
+
+    def backward(self, dout):
+        if self._cache is not None and self._cache[0] == "fused":
+            return check_dout(dout, self._out_shape, type(self).__name__)
+        return super().backward(dout)
+
 
 class ReLU6(_Stateless):
     """y = min(max(x, 0), 6) (MobileNet's activation; the gradient is 0 at both kinks, as PyTorch)."""
@@ -222,6 +234,21 @@ class Linear(_WeightBias):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
+class _FusesReLU:
+    """Layers whose engine kernel can apply a ReLU to its own output (``relu=True``; the layer's
+    ``_forward(x, **fused)`` passes it on): on the engine storey ``Sequential`` runs such a layer
+    and a ``ReLU`` right after it as one kernel (see ``Sequential.forward``)."""
+    fuses_relu = True
+
+    def forward_relu(self, x):
+        """relu(self.forward(x)) as one engine kernel (the ReLU applied while each chunk of the
+        output is in cache); the matching ``backward`` then includes the ReLU's derivative, and
+        the caller marks the ``ReLU`` layer it replaced with ``ReLU.fused_into``. Engine storey only."""
+        if kernels.active_name() != "fast":
+            raise RuntimeError("forward_relu needs the engine kernels (nnlite.use_kernels('fast'))")
+        return self._forward(x, relu=True)
+
+
 class _Conv(_WeightBias):
     """The plumbing the convolution layers share: weight and bias, the input check, the kernel pair
     of the active storey (``<_kernel>_forward(x, w, b, *self._geometry())`` and
@@ -245,13 +272,18 @@ class _Conv(_WeightBias):
         raise NotImplementedError
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, **fused):
+        """forward, with the engine kernel's ``fused`` options (e.g. ``relu=True``) if any."""
         check_float_array(x, "x", ndim=4)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channels "
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         check_same_dtype(x, self.weight.data)
         name, k = _forward_kernels()
-        out, cache = getattr(k, self._kernel + "_forward")(x, self.weight.data, self._bias_data(), *self._geometry())
+        out, cache = getattr(k, self._kernel + "_forward")(x, self.weight.data, self._bias_data(), *self._geometry(),
+                                                           **fused)
         self._cache = (name, cache)
         self._out_shape = out.shape
         return out
@@ -266,7 +298,7 @@ class _Conv(_WeightBias):
         return dx
 
 
-class Conv2d(_Conv):
+class Conv2d(_FusesReLU, _Conv):
     """2-D convolution over NCHW input via im2col + one GEMM.
 
     x: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H + 2p - k) // s + 1.
@@ -366,7 +398,7 @@ class GlobalAvgPool2d(_Stateless):
         return tuple(input_shape[:2])
 
 
-class _BatchNorm(_WeightBias):
+class _BatchNorm(_FusesReLU, _WeightBias):
     """Batch normalization; see ``nnlite.functional.batchnorm`` for the math.
 
     momentum follows PyTorch: running = (1 - momentum) * running + momentum * batch_stat
@@ -387,6 +419,10 @@ class _BatchNorm(_WeightBias):
         self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, **fused):
+        """forward, with the engine kernel's ``fused`` options (``relu=True``) if any."""
         check_float_array(x, "x", ndim=self._rank)
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__} expects {self.num_features} features on axis 1, "
@@ -397,7 +433,7 @@ class _BatchNorm(_WeightBias):
                              f"per feature, got input of shape {x.shape}")
         name, k = _forward_kernels()
         out, cache = k.batchnorm_forward(x, self.weight.data, self.bias.data, self.training,
-                                         self.running_mean, self.running_var, self.eps)
+                                         self.running_mean, self.running_var, self.eps, **fused)
         self._cache = (name, cache)
         self._out_shape = out.shape
         if self.training:

@@ -1,0 +1,28 @@
+"""Gradient-check rows of the fused layer pairs (``Sequential`` runs a ``Conv2d`` or a batch
+norm and the ``ReLU`` after it as one engine kernel): the engine storey checks the fused
+kernels' backward passes, the textbook storey the same pairs unfused."""
+import numpy as np
+
+import nnlite.nn as nn
+
+from specs import LayerSpec, normal, with_running_stats
+
+
+def conv_relu(cin, cout, k, stride=1, pad=0, bias=True):
+    return lambda rng, dtype: nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=bias, rng=rng, dtype=dtype), nn.ReLU())
+
+
+def bn_relu(bn):
+    return lambda rng, dtype: nn.Sequential(with_running_stats(bn(dtype)), nn.ReLU())
+
+
+LAYER_SPECS = [
+    LayerSpec("fused_conv3x3_relu", conv_relu(3, 4, 3, 1, 1), normal(2, 3, 6, 6)),
+    LayerSpec("fused_conv3x3_s2_relu_nobias", conv_relu(2, 3, 3, 2, 1, bias=False), normal(2, 2, 7, 5)),
+    LayerSpec("fused_conv1x1_relu", conv_relu(4, 3, 1), normal(2, 4, 5, 3)),
+    LayerSpec("fused_bn2d_relu", bn_relu(lambda d: nn.BatchNorm2d(3, dtype=d)), normal(4, 3, 3, 5, scale=2),
+              modes=("train", "eval")),
+    LayerSpec("fused_bn1d_relu", bn_relu(lambda d: nn.BatchNorm1d(5, dtype=d)), normal(6, 5, scale=2),
+              modes=("train", "eval")),
+]
