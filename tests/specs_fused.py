@@ -1,7 +1,6 @@
 """Gradient-check rows of the fused layer pairs (``Sequential`` runs a ``Conv2d`` or a batch
 norm and the ``ReLU`` after it as one engine kernel): the engine storey checks the fused
 kernels' backward passes, the textbook storey the same pairs unfused."""
-import numpy as np
 
 import nnlite.nn as nn
 

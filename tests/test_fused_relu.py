@@ -84,7 +84,8 @@ def test_conv_relu_fused_equals_unfused(case, dtype, threads):
 
 def test_conv_relu_fused_first_layer_without_input_gradient():
     def make(rng):
-        m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 3, rng=rng))
+        m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 36, 3, rng=rng))
         m[0].needs_input_grad = False
         return m
     x = np.random.default_rng(1).standard_normal((4, 3, 6, 6)).astype(np.float32)
