@@ -1,5 +1,6 @@
 """The benchmark suite's own logic: the loaded-machine verdict and where quick runs write."""
 import os
+import pytest
 import subprocess
 import sys
 import time
@@ -81,3 +82,21 @@ def test_mobilenet_ab_runs_both_storeys_and_restores_the_engine(capsys):
     out = capsys.readouterr().out
     assert "engine " in out and "textbook " in out and "speed-up" in out
     assert all(getattr(E, k) is f for k, f in before.items())
+
+
+def test_layer_profile_times_every_kind_of_layer_in_both_frameworks(capsys):
+    pytest.importorskip("torch")
+    from benchmarks import profile
+    assert profile._torch_kind("aten::convolution_backward") == "conv backward"
+    assert profile._torch_kind("aten::mkldnn_convolution") == "conv forward"
+    assert profile._torch_kind("aten::threshold_backward") == "relu backward"
+    assert profile._torch_kind("aten::max_pool2d_with_indices") == "max pool forward"
+    assert profile._torch_kind("aten::something_new") == "other"
+    profile.main(["--models", "fmnist_cnn", "--rounds", "1", "--batch", "4"])
+    out = capsys.readouterr().out
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]] for line in out.splitlines()
+            if "|" in line}
+    for kind in ("conv forward", "conv backward", "max pool forward", "max pool backward"):
+        nn_ms, torch_ms = rows[kind][0], rows[kind][1]
+        assert float(nn_ms) > 0 and float(torch_ms) > 0, (kind, rows[kind])
+    assert float(rows["relu forward"][0]) < float(rows["conv forward"][0])     # fused into the conv
