@@ -1,10 +1,11 @@
 """The benchmark suite's own logic: the loaded-machine verdict and where quick runs write."""
 import os
-import pytest
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from benchmarks import run
 from benchmarks.harness import OtherWork
