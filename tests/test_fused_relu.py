@@ -191,6 +191,31 @@ def test_sequential_fuses_only_on_the_engine_storey_and_when_switched_on(monkeyp
     assert calls == []
 
 
+def test_a_subclass_with_its_own_forward_or_backward_is_not_fused(monkeypatch):
+    calls = _spy_fusions(monkeypatch)
+
+    class Doubled(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class Clipped(nn.Conv2d):
+        def backward(self, dout):
+            return super().backward(np.clip(dout, -1, 1))
+
+    class Plain(nn.Conv2d):
+        pass
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    for cls, fused in ((Doubled, False), (Clipped, False), (Plain, True)):
+        calls.clear()
+        model = nn.Sequential(cls(2, 3, 3, padding=1, rng=rng), nn.ReLU())
+        out = model.forward(x)
+        assert calls == (["Plain"] if fused else [])
+        if cls is Doubled:
+            conv_out = nn.Conv2d.forward(model[0], x) * 2
+            np.testing.assert_array_equal(out, np.maximum(conv_out, 0))
+
+
 def test_fused_relu_layer_passes_the_gradient_through_and_then_runs_alone_again():
     rng = np.random.default_rng(0)
     conv, relu = nn.Conv2d(2, 3, 3, padding=1, rng=rng), nn.ReLU()

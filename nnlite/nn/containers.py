@@ -43,8 +43,9 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        """Each layer's forward, left to right. On the engine storey a layer with
-        ``fuses_relu`` (``Conv2d``, ``BatchNorm1d/2d``) followed by a ``ReLU`` runs as one
+        """Each layer's forward, left to right. On the engine storey a layer whose
+        ``fuses_relu()`` holds (``Conv2d``, ``BatchNorm1d/2d``, unless a subclass overrides
+        their forward or backward) followed by a ``ReLU`` runs as one
         kernel (``forward_relu``: the ReLU applied to each in-cache chunk of the output;
         bit-identical results, see ``nnlite.fast.conv`` and ``nnlite.fast.batchnorm``) unless
         ``nnlite.fast.FUSE_RELU`` is False."""
@@ -53,8 +54,8 @@ class Sequential(Module):
         i = 0
         while i < len(layers):
             layer = layers[i]
-            if fuse and i + 1 < len(layers) and getattr(layer, "fuses_relu", False) \
-                    and type(layers[i + 1]) is ReLU:
+            if fuse and i + 1 < len(layers) and type(layers[i + 1]) is ReLU \
+                    and hasattr(layer, "fuses_relu") and layer.fuses_relu():
                 x = layer.forward_relu(x)
                 layers[i + 1].fused_into(layer, x)
                 i += 2

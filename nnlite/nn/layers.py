@@ -237,8 +237,14 @@ class Linear(_WeightBias):
 class _FusesReLU:
     """Layers whose engine kernel can apply a ReLU to its own output (``relu=True``; the layer's
     ``_forward(x, **fused)`` passes it on): on the engine storey ``Sequential`` runs such a layer
-    and a ``ReLU`` right after it as one kernel (see ``Sequential.forward``)."""
-    fuses_relu = True
+    and a ``ReLU`` right after it as one kernel (see ``Sequential.forward``). Classes set
+    ``_plain_methods``: the (forward, backward) that fusion stands in for."""
+    _plain_methods = ()
+
+    def fuses_relu(self) -> bool:
+        """True when this layer's class keeps the plain ``forward`` and ``backward`` (a subclass
+        overriding either runs its own code, unfused)."""
+        return (type(self).forward, type(self).backward) == self._plain_methods
 
     def forward_relu(self, x):
         """relu(self.forward(x)) as one engine kernel (the ReLU applied while each chunk of the
@@ -308,6 +314,7 @@ class Conv2d(_FusesReLU, _Conv):
     (dx) in backward, which then returns None.
     """
     _kernel = "conv2d"
+    _plain_methods = (_Conv.forward, _Conv.backward)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, rng=None, dtype=np.float32, init="he_normal"):
@@ -455,6 +462,8 @@ class _BatchNorm(_FusesReLU, _WeightBias):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+    _plain_methods = (forward, backward)
 
 
 class BatchNorm1d(_BatchNorm):
