@@ -101,3 +101,12 @@ def test_layer_profile_times_every_kind_of_layer_in_both_frameworks(capsys):
         nn_ms, torch_ms = rows[kind][0], rows[kind][1]
         assert float(nn_ms) > 0 and float(torch_ms) > 0, (kind, rows[kind])
     assert float(rows["relu forward"][0]) < float(rows["conv forward"][0])     # fused into the conv
+
+
+def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys):
+    from benchmarks import fusion_ab
+    from nnlite import fast as E
+    fusion_ab.main(["--models", "fmnist_cnn", "--rounds", "1", "--batch", "4"])
+    out = capsys.readouterr().out
+    assert "fused " in out and "unfused" in out and "speed-up" in out
+    assert E.FUSE_RELU is True
