@@ -24,8 +24,6 @@ are bit-identical to the sequential ones.
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from ..functional.conv import conv_output_size
@@ -146,26 +144,30 @@ def maxpool2d_forward(x, kernel=2, stride=None):
     """out[n, c, y, x] = max_{i,j} x[n, c, y*sh + i, x*sw + j].
 
     x: (N, C, H, W); kernel, stride: int or pair (stride defaults to kernel)
-    -> out: (N, C, Ho, Wo), cache (holds the window offset index of each window's first maximum).
+    -> out: (N, C, Ho, Wo), cache (x and out themselves: no copy).
     One pass per window offset over strided views (no window copy); channel-last input gives
-    channel-last output.
+    channel-last output. Which offset holds each window's first maximum is worked out by the
+    backward pass, from x and out (inference, eval mode without backward, skips it: measured
+    2x faster forwards; a training step does the same passes as when the forward computed it).
+    x must not be changed in place before the backward pass.
     """
-    ph, pw, _, _ = _params(kernel, stride)
-    idx = _index_dtype(ph * pw)
-    params, channel_last, (out, arg) = _pool_forward(
-        x, kernel, stride, [(x.dtype, False), (idx, True)],
-        partial(_maxpool_passes, idx=idx, channel_last=_channel_last(x)))
-    return out, (x.shape, x.dtype, arg, params, channel_last)
+    params, channel_last, (out,) = _pool_forward(x, kernel, stride, [(x.dtype, False)], _max_passes)
+    return out, (x, out, params, channel_last)
 
 
-def _maxpool_passes(x, offs, out, arg, idx, channel_last):
-    """Max pool forward of x (some samples) into out (holding offset (0, 0)) and arg (zeros)."""
+def _max_passes(x, offs, out):
+    """Max pool forward of x (some samples) into out (holding offset (0, 0))."""
     for _, (rows, cols) in offs[1:]:
         np.maximum(out, x[:, :, rows, cols], out=out)
-    # Index of the FIRST maximum in row-major order, with cheap element-wise passes (no
-    # masked writes, which are slow in NumPy): ``taken`` marks windows whose maximum was
-    # already seen; offset k claims the rest where it equals the maximum; the last offset
-    # gets whatever is left.
+
+
+def _first_max(x, offs, out, channel_last):
+    """Offset index (row-major k = i*pw + j) of each window's FIRST maximum, (N, C, Ho, Wo),
+    for x and its max pool out (some samples). Cheap element-wise passes (no masked writes,
+    which are slow in NumPy): ``taken`` marks windows whose maximum was already seen; offset k
+    claims the rest where it equals the maximum; the last offset gets whatever is left."""
+    idx = _index_dtype(len(offs))
+    arg = _zeros(out.shape, idx, channel_last)
     k_all = len(offs)
     if k_all > 1:
         taken = _empty(out.shape, np.bool_, channel_last)
@@ -181,15 +183,17 @@ def _maxpool_passes(x, offs, out, arg, idx, channel_last):
         np.logical_not(taken, out=taken)
         np.multiply(taken, idx(k_all - 1), out=tmp)
         arg += tmp
+    return arg
 
 
 def maxpool2d_backward(dout, cache):
     """dx gets dout at each window's first maximum (see the tie rule), summed over windows."""
-    x_shape, dtype, arg, (ph, pw, sh, sw), channel_last = cache
-    ho, wo = arg.shape[2:]
+    x, out, (ph, pw, sh, sw), channel_last = cache
+    ho, wo = out.shape[2:]
+    offs = _offset_slices(ph, pw, sh, sw, ho, wo)
 
     def make_put(n0, n1):
-        a = arg[n0:n1]
+        a = _first_max(x[n0:n1], offs, out[n0:n1], channel_last)
         d = _as_layout(dout[n0:n1], channel_last)
         hit = _empty(a.shape, np.bool_, channel_last)
         part = None
@@ -201,11 +205,11 @@ def maxpool2d_backward(dout, cache):
                 np.multiply(d, hit, out=dst)
             else:
                 if part is None:
-                    part = _empty(a.shape, np.result_type(d, dtype), channel_last)
+                    part = _empty(a.shape, np.result_type(d, x.dtype), channel_last)
                 dst += np.multiply(d, hit, out=part)
         return put
 
-    return _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, make_put)
+    return _scatter_offsets(x.shape, x.dtype, ph, pw, sh, sw, ho, wo, channel_last, make_put)
 
 
 def avgpool2d_forward(x, kernel=2, stride=None):
