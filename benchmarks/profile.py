@@ -61,11 +61,14 @@ def _leaves(module, prefix=""):
 
 
 def nnlite_profile(name, n, rounds, warmup=2):
-    """{kind: [ms per step, one per round]} for nnlite's training step."""
+    """{kind: [ms per step, one per round]} for nnlite's training step; "step (wall)" is the
+    timed step's wall time, "step (wall, no timers)" that of an untimed twin run alternately."""
     model = nnlite_model(name, np.random.default_rng(0))
     x, y = batch(name, n)
     loss = SoftmaxCrossEntropy()
     update, _ = make_sgd(model)
+    plain_model = nnlite_model(name, np.random.default_rng(0))
+    plain_update, _ = make_sgd(plain_model)
     acc = defaultdict(float)
 
     def timed(fn, kind):
@@ -99,16 +102,26 @@ def nnlite_profile(name, n, rounds, warmup=2):
         update()
         acc["SGD update"] += time.perf_counter() - t
 
+    def plain_step():
+        plain_model.zero_grad()
+        loss.forward(plain_model.forward(x), y)
+        plain_model.backward(loss.backward())
+        plain_update()
+
     with parallel.threads():
         for r in range(warmup + rounds):
             acc.clear()
             t0 = time.perf_counter()
             step()
             total = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            plain_step()
+            plain = time.perf_counter() - t0
             if r >= warmup:
                 for kind, s in acc.items():
                     per_round[kind].append(s * 1e3)
                 per_round["step (wall)"].append(total * 1e3)
+                per_round["step (wall, no timers)"].append(plain * 1e3)
     return per_round
 
 
@@ -165,6 +178,8 @@ def table(name, nn_prof, torch_prof):
     twall = tmed.get("step (wall, profiled)")
     lines.append(f"{'step, wall clock':22s} | {wall:9.2f} | {'-' if twall is None else f'{twall:8.2f}':>8s} | "
                  "(torch: with the profiler on)")
+    lines.append(f"{'step, no timers':22s} | {med['step (wall, no timers)']:9.2f} | {'':8s} | "
+                 "(nnlite: an untimed twin, alternating)")
     return "\n".join(lines)
 
 
