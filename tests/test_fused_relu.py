@@ -235,3 +235,29 @@ def test_forward_relu_refuses_the_textbook_storey():
     conv = nn.Conv2d(2, 3, 3, rng=np.random.default_rng(0))
     with use_kernels("textbook"), pytest.raises(RuntimeError, match="engine"):
         conv.forward_relu(np.zeros((1, 2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_with_and_without_fusion_ends_at_the_same_weights(monkeypatch, threads):
+    """A whole ``Trainer.fit`` (conv + BN + ReLU blocks, a conv + ReLU, a dense head), fused and
+    unfused: the same history and the same weights, bit for bit."""
+    from nnlite.losses import SoftmaxCrossEntropy
+    from nnlite.optim import SGD
+    from nnlite.train import Trainer
+
+    def run(fuse):
+        monkeypatch.setattr(fast, "FUSE_RELU", fuse)
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False, rng=rng), nn.BatchNorm2d(8), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(8 * 16, 12, rng=rng), nn.BatchNorm1d(12), nn.ReLU(),
+                              nn.Linear(12, 3, rng=rng))
+        x = rng.standard_normal((48, 3, 8, 8)).astype(np.float32)
+        y = rng.integers(0, 3, 48)
+        tr = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1, momentum=0.9), batch_size=16,
+                     rng=1, progress=False, threads=threads)
+        hist = tr.fit(x, y, epochs=2, val_split=0.25)
+        return hist, model.state_dict()
+    (h0, s0), (h1, s1) = run(False), run(True)
+    assert h0["loss"] == h1["loss"] and h0["val_loss"] == h1["val_loss"]
+    assert s0.keys() == s1.keys() and all(np.array_equal(s0[k], s1[k]) for k in s0)
