@@ -15,9 +15,8 @@ import numpy as np
 
 from nnlite import fast as E
 from nnlite import parallel
-from nnlite.losses import SoftmaxCrossEntropy
 
-from .models import INPUTS, batch, make_sgd, nnlite_model
+from .models import INPUTS, nnlite_step_fn
 
 
 def main(argv=None):
@@ -31,18 +30,8 @@ def main(argv=None):
     try:
         for name in args.models:
             n = args.batch or (256 if name == "resnet_encoder" else 128)
-            x, y = batch(name, n)
-            steps = {}
-            for fused in (True, False):
-                model, loss = nnlite_model(name, np.random.default_rng(0)), SoftmaxCrossEntropy()
-                update, _ = make_sgd(model)
-
-                def step(model=model, loss=loss, update=update):
-                    model.zero_grad()
-                    loss.forward(model.forward(x), y)
-                    model.backward(loss.backward())
-                    update()
-                steps["fused" if fused else "unfused"] = (fused, step)
+            # the same seed: two identical models, one run fused and one not
+            steps = {"fused": (True, nnlite_step_fn(name, n)[0]), "unfused": (False, nnlite_step_fn(name, n)[0])}
             times = {k: [] for k in steps}
             with parallel.threads():
                 for _ in range(args.rounds):

@@ -26,7 +26,7 @@ from nnlite import parallel
 from nnlite.losses import SoftmaxCrossEntropy
 
 from .harness import load_torch
-from .models import INPUTS, batch, make_sgd, nnlite_model, torch_step_fn
+from .models import INPUTS, batch, make_sgd, nnlite_model, nnlite_step_fn, torch_step_fn
 
 #: kind of layer -> substrings of PyTorch operator names (first match wins, in this order)
 TORCH_KINDS = (
@@ -67,8 +67,7 @@ def nnlite_profile(name, n, rounds, warmup=2):
     x, y = batch(name, n)
     loss = SoftmaxCrossEntropy()
     update, _ = make_sgd(model)
-    plain_model = nnlite_model(name, np.random.default_rng(0))
-    plain_update, _ = make_sgd(plain_model)
+    plain_step, _ = nnlite_step_fn(name, n)
     acc = defaultdict(float)
 
     def timed(fn, kind):
@@ -101,12 +100,6 @@ def nnlite_profile(name, n, rounds, warmup=2):
         t = time.perf_counter()
         update()
         acc["SGD update"] += time.perf_counter() - t
-
-    def plain_step():
-        plain_model.zero_grad()
-        loss.forward(plain_model.forward(x), y)
-        plain_model.backward(loss.backward())
-        plain_update()
 
     with parallel.threads():
         for r in range(warmup + rounds):

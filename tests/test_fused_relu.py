@@ -3,6 +3,8 @@
 input gradients, parameter gradients and running statistics as the unfused pairs, bit for bit,
 on every path of both kernels; the switch ``nnlite.fast.FUSE_RELU``; the textbook storey never
 fuses. (The gradient checks of the fused pairs are rows of the spec table: specs_fused.py.)"""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ def _run(model, x, fuse, training=True, threads=None, seed=3):
         model.train(training)
         model.zero_grad()
         dout_rng = np.random.default_rng(seed)
-        with parallel.threads(threads) if threads else _nothing():
+        with parallel.threads(threads) if threads else contextlib.nullcontext():
             out = model.forward(x)
             dout = dout_rng.standard_normal(out.shape).astype(out.dtype)
             dx = model.backward(dout)
@@ -29,14 +31,6 @@ def _run(model, x, fuse, training=True, threads=None, seed=3):
     grads = [p.grad.copy() for p in model.parameters() if p.grad is not None]
     buffers = [b.copy() for _, b in model.named_buffers()]
     return out.copy(), None if dx is None else dx.copy(), grads, buffers
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _twins(make):

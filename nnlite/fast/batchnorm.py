@@ -357,6 +357,7 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     # with the fused ReLU the passes read dout * (y > 0): computed per block, in cache, by the
     # first pass into the rows of ``rg`` (which the second pass then reads instead of dout)
     rg = np.empty(rx.shape, dtype=dt) if ry is not None and (training or need_weight_grad) else None
+    mask_last = ry is not None and rg is None      # eval without weight gradients: one pass, masked there
     dgamma = dbeta = None
     if training or need_weight_grad:
         def sums(worker, my_chunks):
@@ -378,7 +379,7 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
         dgamma, dbeta = dgamma64.astype(dt), dbeta64.astype(dt)
         copy_rows = None             # rd is complete now
         if rg is not None:
-            rd, ry = rg, None        # the masked dout, complete too
+            rd = rg                  # the masked dout, complete too
     a64 = np.asarray(gamma, dtype=np.float64) * inv_std
     a = _operand(mat, a64, dt)
     if training:
@@ -388,14 +389,14 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     dx = np.empty(rx.shape, dtype=dt)
 
     def input_grad(worker, my_chunks):
-        tmp = np.empty((step, width), dtype=dt) if training or ry is not None else None
+        tmp = np.empty((step, width), dtype=dt) if training or mask_last else None
         with _broadcasts(mat):
             for r0, r1 in my_chunks:
                 if copy_rows is not None:
                     copy_rows(r0, r1)
                 for b0, b1 in _blocks(r0, r1, step):
                     d = rd[b0:b1]
-                    if ry is not None:       # eval without weight gradients: mask here
+                    if mask_last:
                         d = relu_masked(d, ry[b0:b1], tmp[:b1 - b0])
                     o = np.multiply(_wide(mat, d), _at(mat, a, b0, b1, True), out=_wide(mat, dx[b0:b1]))
                     if training:

@@ -482,7 +482,6 @@ def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
     return d.reshape(-1, g.c_out)
 
 
-
 def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first, kept=None):
     """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned when ``first``); the patches are
     rebuilt, or taken from ``kept`` (the forward's transposed patches of the whole batch).

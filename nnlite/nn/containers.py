@@ -57,7 +57,7 @@ class Sequential(Module):
             if fuse and i + 1 < len(layers) and type(layers[i + 1]) is ReLU \
                     and hasattr(layer, "fuses_relu") and layer.fuses_relu():
                 x = layer.forward_relu(x)
-                layers[i + 1].fused_into(layer, x)
+                layers[i + 1].fused_into(x)
                 i += 2
             else:
                 x = layer.forward(x)

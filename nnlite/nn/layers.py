@@ -84,11 +84,12 @@ class ReLU(_Stateless):
     """y = max(x, 0)."""
     _kernel = "relu"
 
-    def fused_into(self, layer, out):
-        """Record that ``layer`` (e.g. a ``Conv2d``, through ``forward_relu``) computed this ReLU
-        inside its own kernel and returned ``out``: this layer's next ``backward`` passes dout
-        through unchanged, since the fused layer's backward applies the ReLU's derivative."""
-        self._cache = ("fused", type(layer).__name__)
+    def fused_into(self, out):
+        """Record that the layer before (a ``Conv2d`` or batch norm, through ``forward_relu``)
+        computed this ReLU inside its own kernel and returned ``out``: this layer's next
+        ``backward`` passes dout through unchanged, since the fused layer's backward applies
+        the ReLU's derivative."""
+        self._cache = ("fused", None)
         self._out_shape = out.shape
 
     def backward(self, dout):
