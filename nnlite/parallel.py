@@ -1,8 +1,9 @@
 """Multi-core kernels: chunks of a batch on Python threads, each with single-threaded BLAS.
 
-Who uses it. The convolution (chunks of about a core's cache), and max/avg pooling, ReLU,
-dense layers and batch norm (one chunk of samples per worker; small arrays stay sequential,
-see ``nnlite.functional._chunks``).
+Who uses it. The convolution (chunks of about a core's cache), max/avg pooling, ReLU and
+batch norm (one chunk of samples per worker; small arrays stay sequential, see
+``nnlite.fast.chunks``), and dense layers (one range of features, i.e. one part of W, per
+worker: ``nnlite.fast.linear``).
 
 Why. A convolution is a loop over chunks of images: build the chunk's patch matrix (NumPy
 copies: one core), multiply it (a BLAS GEMM). With BLAS's own threads the GEMMs use every core

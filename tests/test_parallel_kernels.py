@@ -1,12 +1,12 @@
-"""Kernels chunked over the batch axis inside ``parallel.threads()`` blocks: ReLU, max and
-average pooling, dense, batch norm.
+"""Kernels chunked inside ``parallel.threads()`` blocks: over the batch axis ReLU, max and
+average pooling, batch norm; over the features (W's rows or columns) dense.
 
 For each: inside ``threads(2)`` the parallel path really runs (several chunks reach
 ``run_chunks``), its forward and backward results equal the sequential ones (bit for bit for
 the element-wise kernels: ReLU, pools; to the last bits for the dense GEMMs and the batch-norm
 sums), keep float32/float64, keep the memory layout (strides) of the sequential results, share
 memory with the inputs exactly where the sequential results do, and are bit-identical between
-runs. Batch sizes 1, 2, 3, 7 (uneven splits; 1 stays sequential); channel-last and C-contiguous
+runs. Batch sizes 1, 2, 3, 7 (uneven splits; 1 stays sequential, except for dense); channel-last and C-contiguous
 NCHW inputs. The size thresholds are lowered so that small test arrays take the parallel path.
 The gradient-check table is also run inside a block."""
 import numpy as np
@@ -236,7 +236,8 @@ def test_linear_parallel_equals_sequential(small_work, regions, n, dtype, grads,
         out, cache = lin_mod.linear_forward(x, w, b)
         return out, lin_mod.linear_backward(d, cache, need_weight_grad=need_w, need_input_grad=need_x)
     out, (dx, dw, db) = _compare(run, [x, w, d] + ([b] if bias else []), dtype, exact=False)
-    _check_regions(regions, n, min_regions=2 * 2)
+    # split along the features, not the samples: parallel for every batch size, one sample too
+    assert len(regions) == 2 * 2 and all(c >= 2 for c in regions)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert np.allclose(out, x @ w.T + (b if bias else 0), rtol=tol, atol=tol)
     assert (dx is None) == (not need_x) and (dw is None) == (not need_w)
@@ -257,7 +258,32 @@ def test_linear_threshold(regions):
         assert regions == []
         _, cache = lin_mod.linear_forward(x, w_big, None)
         lin_mod.linear_backward(np.ones((128, 256), np.float32), cache)
-    assert regions == [2, 4]            # forward: 2 row ranges; backward: 2 of dx + 2 of dW
+    assert regions == [2, 4]            # forward: 2 column ranges; backward: 2 of dx + 2 of dW
+
+
+def test_linear_splits_the_weight_between_workers(monkeypatch):
+    """Forward: worker k computes out[:, o0:o1] from its rows w[o0:o1] only; backward: dx's
+    columns i0:i1 from w[:, i0:i1] and dW's rows o0:o1 (each worker reads its part of W)."""
+    seen = []
+    real = lin_mod.np.matmul
+
+    def spy(a, b, out=None):
+        seen.append((a.shape, b.shape, out.shape))
+        return real(a, b, out=out)
+    monkeypatch.setattr(lin_mod.np, "matmul", spy)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2048)).astype(np.float32)           # 1 sample, 4.2M MACs
+    w = rng.standard_normal((2050, 2048)).astype(np.float32)
+    with parallel.threads(2):
+        out, cache = lin_mod.linear_forward(x, w, None)
+        dx, dw, _ = lin_mod.linear_backward(np.ones((1, 2050), np.float32), cache)
+    monkeypatch.undo()
+    assert sorted(seen) == sorted([((1, 2048), (2048, 1025), (1, 1025))] * 2
+                                  + [((1, 2050), (2050, 1024), (1, 1024))] * 2
+                                  + [((1025, 1), (1, 2048), (1025, 2048))] * 2)
+    assert np.allclose(out, x @ w.T, rtol=1e-4, atol=1e-3)
+    assert np.allclose(dx, np.ones((1, 2050), np.float32) @ w, rtol=1e-4, atol=1e-3)
+    assert np.allclose(dw, np.ones((2050, 1), np.float32) @ x, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- batch norm
