@@ -36,6 +36,8 @@ def small_work(monkeypatch):
     """Inside a block: the parallel path for tiny arrays, one sample per chunk, a few rows
     per in-cache block (so blocks split chunks, and chunks end mid-block)."""
     monkeypatch.setattr(chunks_mod, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(bn_mod, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(ce_mod, "MIN_PARALLEL_SIZE", 0)
     monkeypatch.setattr(bn_mod, "CHUNK_BYTES", 1)
     monkeypatch.setattr(bn_mod, "BLOCK_BYTES", 7 * 8 * 8)       # 7 rows of 8 float64 features
     monkeypatch.setattr(bn_mod, "PARALLEL_BLOCK_BYTES", 7 * 8 * 8)

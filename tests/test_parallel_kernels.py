@@ -37,6 +37,8 @@ def _restore_default():
 def small_work(monkeypatch):
     """Parallel path for tiny arrays too: no size threshold, one sample per chunk."""
     monkeypatch.setattr(_chunks, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(pool_mod, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(bn_mod, "MIN_PARALLEL_SIZE", 0)
     monkeypatch.setattr(lin_mod, "MIN_PARALLEL_MACS", 0)
     monkeypatch.setattr(pool_mod, "CHUNK_BYTES", 1)
     monkeypatch.setattr(bn_mod, "CHUNK_BYTES", 1)
@@ -163,7 +165,7 @@ def test_relu_parallel_equals_sequential(small_work, regions, n, dtype, layout):
 
 def test_relu_mixed_layouts_and_large_threshold(regions):
     rng = np.random.default_rng(0)
-    x = _channel_last(rng.standard_normal((4, 8, 64, 64)).astype(np.float32))   # 2^17 elements
+    x = _channel_last(rng.standard_normal((4, 8, 128, 64)).astype(np.float32))  # 2^18 elements
     d = rng.standard_normal(x.shape).astype(np.float32)                         # NCHW dout
     out_s, c_s = act_mod.relu_forward(x)
     dx_s = act_mod.relu_backward(d, c_s)
@@ -209,12 +211,15 @@ def test_pool_parallel_equals_sequential(small_work, regions, n, dtype, layout, 
 
 def test_pool_chunks_follow_chunk_bytes(monkeypatch, regions):
     rng = np.random.default_rng(1)
-    x = _channel_last(rng.standard_normal((16, 8, 32, 32)).astype(np.float32))   # 512 KiB
-    monkeypatch.setattr(pool_mod, "CHUNK_BYTES", 64 << 10)
+    x = _channel_last(rng.standard_normal((16, 8, 64, 64)).astype(np.float32))   # 2 MiB
+    monkeypatch.setattr(pool_mod, "CHUNK_BYTES", 256 << 10)
     seq = pool_mod.maxpool2d_forward(x)
     with parallel.threads(2):
         par = pool_mod.maxpool2d_forward(x)
-    assert regions == [8]                                  # 2 workers x ceil(512 / (64 * 2))
+        small = x[:, :, :32]                                # 1 MiB: under MIN_PARALLEL_SIZE
+        assert pool_mod.MIN_PARALLEL_SIZE > small.size
+        pool_mod.maxpool2d_forward(small)
+    assert regions == [8]                                  # 2 workers x ceil(2048 / (256 * 2))
     assert np.array_equal(seq[0], par[0]) and np.array_equal(seq[1][2], par[1][2])
 
 
@@ -354,8 +359,8 @@ def test_training_step_inside_a_block_matches_sequential(regions):
             nn.Conv2d(32, 64, 3, padding=1, rng=rng), nn.ReLU(), nn.AvgPool2d(2),
             nn.Flatten(), nn.Linear(3136, 128, rng=rng), nn.ReLU(), nn.Dropout(0.5, rng=rng),
             nn.Linear(128, 10, rng=rng))
-        x = rng.random((32, 1, 28, 28), dtype=np.float32)
-        y = rng.integers(0, 10, 32)
+        x = rng.random((96, 1, 28, 28), dtype=np.float32)     # batch norm: 2.4M values
+        y = rng.integers(0, 10, 96)
         loss = SoftmaxCrossEntropy()
         value = loss.forward(model.forward(x), y)
         model.backward(loss.backward())

@@ -127,7 +127,7 @@ def test_conv_and_pools_engine_equal_textbook_in_a_block(threads):
 @pytest.mark.parametrize("name, args", [("sigmoid", ()), ("tanh", ()), ("leaky_relu", (0.1,)), ("relu", ())])
 def test_elementwise_activations_engine_is_bit_identical_and_keeps_layout(threads, x_last, dtype, name, args):
     rng = np.random.default_rng(9)
-    x = (rng.standard_normal((64, 8, 17, 9)) * 20).astype(dtype)    # > MIN_PARALLEL_SIZE; sigmoid: both branches
+    x = (rng.standard_normal((64, 8, 17, 33)) * 20).astype(dtype)   # > MIN_PARALLEL_SIZE; sigmoid: both branches
     x[0, 0, 0, :3] = 0                                                 # the kinks
     d = rng.standard_normal(x.shape).astype(dtype)
     xin, din = (channel_last(x), channel_last(d)) if x_last else (x, d)

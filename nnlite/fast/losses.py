@@ -28,6 +28,11 @@ from .chunks import batch_chunks
 #: measured slower, 64 KiB 1.9x and 256 KiB 1.3x the time of 1 MiB on (512, 1000) float32).
 BLOCK_BYTES = 1 << 20
 
+#: Inside a threads() block, fewer logits than this stay sequential (a row costs an exp and a
+#: log per logit: the second worker pays from far fewer values than for the cheap element-wise
+#: kernels; (64, 1000) ran equally fast on one and two workers, (512, 1000) 614 against 492 us).
+MIN_PARALLEL_SIZE = 1 << 16
+
 
 def softmax_cross_entropy(logits, y, label_smoothing: float = 0.0, class_weights=None):
     """Fused, numerically stable softmax + cross-entropy (log-sum-exp), PyTorch's conventions.
@@ -103,7 +108,7 @@ def softmax_cross_entropy(logits, y, label_smoothing: float = 0.0, class_weights
                 g[rows, yb] -= hot[b0:b1]
                 if s:
                     g -= smooth
-    chunks = batch_chunks(n, n * c)
+    chunks = batch_chunks(n, n * c, min_size=MIN_PARALLEL_SIZE)
     if chunks is None:
         work(0, [(0, n)])
     else:
