@@ -1,6 +1,7 @@
 """Gradient-check rows of the fused layer pairs (``Sequential`` runs a ``Conv2d`` or a batch
-norm and the ``ReLU`` after it as one engine kernel): the engine storey checks the fused
-kernels' backward passes, the textbook storey the same pairs unfused."""
+norm and the ``ReLU`` after it as one engine kernel, and hands a ``Conv2d`` the input gradient
+of the batch norm after it unwritten): the engine storey checks the fused kernels' backward
+passes, the textbook storey the same layers unfused."""
 
 import nnlite.nn as nn
 
@@ -10,6 +11,13 @@ from specs import LayerSpec, normal, with_running_stats
 def conv_relu(cin, cout, k, stride=1, pad=0, bias=True):
     return lambda rng, dtype: nn.Sequential(
         nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=bias, rng=rng, dtype=dtype), nn.ReLU())
+
+
+def conv_bn(cin, cout, k, stride=1, pad=0, relu=False):
+    """Conv2d (no bias) + BatchNorm2d (+ ReLU): the batch norm's dx reaches the conv pending."""
+    return lambda rng, dtype: nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=False, rng=rng, dtype=dtype),
+        with_running_stats(nn.BatchNorm2d(cout, dtype=dtype)), *([nn.ReLU()] if relu else []))
 
 
 def bn_relu(bn):
@@ -24,4 +32,8 @@ LAYER_SPECS = [
               modes=("train", "eval")),
     LayerSpec("fused_bn1d_relu", bn_relu(lambda d: nn.BatchNorm1d(5, dtype=d)), normal(6, 5, scale=2),
               modes=("train", "eval")),
+    LayerSpec("pending_conv3x3_bn", conv_bn(3, 4, 3, 1, 1), normal(3, 3, 5, 5), modes=("train", "eval")),
+    LayerSpec("pending_conv3x3_s2_bn_relu", conv_bn(2, 3, 3, 2, 1, relu=True), normal(3, 2, 7, 6, scale=2),
+              modes=("train", "eval")),
+    LayerSpec("pending_conv1x1_bn_relu", conv_bn(4, 3, 1, relu=True), normal(3, 4, 4, 3), modes=("train", "eval")),
 ]

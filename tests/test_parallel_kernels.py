@@ -369,7 +369,8 @@ def test_training_step_inside_a_block_matches_sequential(regions):
     assert regions == []
     with parallel.threads(2):
         v_par, g_par = grads()
-    assert len(regions) >= 10 and all(c >= 2 for c in regions)
+    # (batch norm's dx has no region of its own: the conv before it computes it in its chunks)
+    assert len(regions) >= 9 and all(c >= 2 for c in regions)
     assert abs(v_seq - v_par) <= 1e-6 * abs(v_seq)
     for a, b in zip(g_seq, g_par):
         assert a.dtype == b.dtype == np.float32

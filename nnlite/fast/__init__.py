@@ -12,7 +12,7 @@ from ..functional import *  # noqa: F401,F403  (kernels without an engine versio
 from ..functional import __all__ as _textbook_names
 from .activations import (leaky_relu_backward, leaky_relu_forward, relu6_backward, relu6_forward, relu_backward,
                           relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
-from .batchnorm import batchnorm_backward, batchnorm_forward
+from .batchnorm import PendingGrad, batchnorm_backward, batchnorm_forward
 from .conv import conv2d_backward, conv2d_forward, release_workspaces
 from .conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
@@ -27,6 +27,12 @@ from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backwar
 #: runs its own kernels (for A/B measurements).
 FUSE_RELU = True
 
+#: ``nn.Sequential`` hands a ``Conv2d`` the input gradient of the batch norm right after it
+#: unwritten, as a ``PendingGrad``: the conv's backward computes its rows chunk by chunk into
+#: its own workspace (``batchnorm_backward(..., pending=True)``): bit-identical results, dx of
+#: the batch norm never written nor read back. False: the batch norm returns dx (for A/B).
+FUSE_BN_INTO_CONV = True
+
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
 ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "leaky_relu_forward",
                   "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
@@ -37,4 +43,4 @@ ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backw
                   "avgpool2d_backward", "global_avgpool_forward", "global_avgpool_backward",
                   "softmax_cross_entropy")
 
-__all__ = sorted(set(_textbook_names) | set(ENGINE_KERNELS) | {"release_workspaces"})
+__all__ = sorted(set(_textbook_names) | set(ENGINE_KERNELS) | {"release_workspaces", "PendingGrad"})

@@ -19,12 +19,14 @@ ufunc buffer (``PLANE_BUFSIZE``: NumPy would otherwise expand the column operand
 Few passes over memory, each a loop over in-cache blocks of ``BLOCK_BYTES`` rows
 (``PARALLEL_BLOCK_BYTES`` on several workers):
   forward   1 read of x for the statistics (per block, or per plane: its sum and its centred
-            sum of squares, combined exactly per feature (Chan et al.));
+            sum of squares, combined exactly per feature (Chan et al.); the sums of squares and
+            of products below are one ``einsum`` each (``_dot``), which multiplies and adds
+            in one loop: 0-10% off the kernel's time against a product array and a GEMV);
             1 read of x + 1 write for out = x * scale + shift, scale = gamma * inv_std,
             shift = beta - mu * scale (per feature). No xhat array: the cache keeps x itself
             (the caller's input, as the engine's conv does), mu and inv_std.
   backward  1 read of (x, dout) for dbeta = sum(dout), dgamma = inv_std * sum(dout * (x - mu))
-            (per block: sum(dout * x) - mu * sum(dout), GEMVs over a same-shape product;
+            (per block: sum(dout * x) - mu * sum(dout), a GEMV and an ``einsum``;
             skipped in eval mode without weight gradients); 1 read of (x, dout) + 1 write
             for dx = A * dout + B * x + C with per-feature A, B, C (eval: dx = A * dout).
             Rounding: like the textbook's xhat = (x - mu) * inv_std, these lose about
@@ -34,6 +36,11 @@ Few passes over memory, each a loop over in-cache blocks of ``BLOCK_BYTES`` rows
             first pass writes dout * (y > 0) per block into a fresh array that the second pass
             reads instead of dout (eval without weight gradients: masked per block in its one
             pass). Two passes over memory fewer than batch norm and ReLU apart, same values.
+  pending dx (``pending=True``, what ``nn.Sequential`` asks for when a ``Conv2d`` comes
+            before the batch norm): backward skips its second pass and returns a
+            ``PendingGrad``; the conv's backward computes the rows of dx it needs per chunk,
+            into its own workspace, right before its GEMMs read them (``conv._dout_rows``). dx
+            is never written nor read back; the same values, bit for bit.
 (Measured, not used: a one-read variance sum(x^2) - n mean^2 per block: no faster; blocks
 of 64 KiB or 1 MiB: slower.) Measured on (128, 32, 28, 28) float32, train fwd+bwd, one
 thread, interleaved: C-contiguous NCHW 41 -> 12 ms (it ran the textbook kernel), channel-last
@@ -192,6 +199,12 @@ def _sum(mat, blk, ones):
     return blk @ ones if mat.planes else ones[:blk.shape[0]] @ blk
 
 
+def _dot(mat, a, b):
+    """A block's per-feature sums of products sum(a * b): (C,) for rows, (rows,) for planes, as
+    one ``einsum`` (NumPy's fused multiply-and-sum loop: no product array is written)."""
+    return np.einsum("ij,ij->i" if mat.planes else "ij,ij->j", a, b)
+
+
 def _ones(mat, step, dt):
     return np.ones(mat.a.shape[1] if mat.planes else step, dtype=dt)
 
@@ -247,8 +260,7 @@ def _statistics(mat, chunks, m):
                     t = tmp[:n]
                     np.subtract(_wide(mat, blk), mb[:, None] if mat.planes else np.tile(mb, mat.k),
                                 out=_wide(mat, t))
-                    t *= t
-                    parts.append((count, mb, _sum(mat, t, ones)))
+                    parts.append((count, mb, _dot(mat, t, t)))
         return parts
     parts = [p for worker in _run(work, chunks, r.shape[0]) for p in worker]
     mb = _fold(mat, [p[1] for p in parts])
@@ -335,7 +347,7 @@ def _dout_matrix(dout, mat):
     return rd, copy_rows
 
 
-def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
+def batchnorm_backward(dout, cache, need_weight_grad: bool = True, pending: bool = False):
     """Gradients of batchnorm_forward, in the mode the forward pass ran in.
 
     dgamma = sum(dout * xhat) = inv_std * sum(dout * (x - mu));  dbeta = sum(dout);
@@ -343,6 +355,8 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
                = A * dout + B * x + C  with, per feature, A = gamma * inv_std,
                  B = -A * inv_std * dgamma / m,  C = -A * dbeta / m - B * mu
     eval:     dx = A * dout                                                 (statistics fixed)
+    pending: return dx as a ``PendingGrad`` (its rows computed where they are consumed) when
+    the input had the rows layout; otherwise, and by default, dx itself.
     """
     if "xhat" in cache:                                  # the forward ran the textbook kernel
         if cache.get("relu_y") is not None:
@@ -357,7 +371,6 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     chunks = _row_chunks(x, rx)
     rd, copy_rows = _dout_matrix(dout, mat)
     dt = np.result_type(rd, rx)
-    width = rx.shape[1]
     step = _block_rows(mat, np.dtype(dt).itemsize, chunks)
     mu_f = _feature(mat, mu, dt)
     ry = cache["relu_y"]                           # the fused ReLU's output (x's matrix shape)
@@ -368,17 +381,16 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
     dgamma = dbeta = None
     if training or need_weight_grad:
         def sums(worker, my_chunks):
-            ones, tmp, parts = _ones(mat, step, dt), np.empty((step, width), dtype=dt), []
+            ones, parts = _ones(mat, step, dt), []
             for r0, r1 in my_chunks:
                 if copy_rows is not None:
                     copy_rows(r0, r1)
                 for b0, b1 in _blocks(r0, r1, step):
-                    n, d = b1 - b0, rd[b0:b1]
+                    d = rd[b0:b1]
                     if rg is not None:
                         d = relu_masked(d, ry[b0:b1], rg[b0:b1])
-                    t = np.multiply(rx[b0:b1], d, out=tmp[:n])
                     db = _sum(mat, d, ones)
-                    parts.append((db, _sum(mat, t, ones) - _at(mat, mu_f, b0, b1) * db))  # dout * (x - mu)
+                    parts.append((db, _dot(mat, rx[b0:b1], d) - _at(mat, mu_f, b0, b1) * db))  # dout * (x - mu)
             return parts
         parts = [p for worker in _run(sums, chunks, rx.shape[0]) for p in worker]
         dbeta64 = _fold(mat, [p[0] for p in parts]).sum(axis=0)
@@ -388,30 +400,76 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True):
         if rg is not None:
             rd = rg                  # the masked dout, complete too
     a64 = np.asarray(gamma, dtype=np.float64) * inv_std
-    a = _operand(mat, a64, dt)
+    b = c0 = None
     if training:
         b64 = -a64 * inv_std * dgamma64 / m
         b = _operand(mat, b64, dt)
         c0 = _operand(mat, -a64 * dbeta64 / m - b64 * np.asarray(mu, dtype=np.float64), dt)
-    dx = np.empty(rx.shape, dtype=dt)
-
-    def input_grad(worker, my_chunks):
-        tmp = np.empty((step, width), dtype=dt) if training or mask_last else None
-        with _broadcasts(mat):
-            for r0, r1 in my_chunks:
-                if copy_rows is not None:
-                    copy_rows(r0, r1)
-                for b0, b1 in _blocks(r0, r1, step):
-                    d = rd[b0:b1]
-                    if mask_last:
-                        d = relu_masked(d, ry[b0:b1], tmp[:b1 - b0])
-                    o = np.multiply(_wide(mat, d), _at(mat, a, b0, b1, True), out=_wide(mat, dx[b0:b1]))
-                    if training:
-                        t = np.multiply(_wide(mat, rx[b0:b1]), _at(mat, b, b0, b1, True),
-                                        out=_wide(mat, tmp[:b1 - b0]))
-                        t += _at(mat, c0, b0, b1, True)
-                        o += t
-    _run(input_grad, chunks, rx.shape[0])
+    grad = PendingGrad(mat, x, rd, rx, ry if mask_last else None, _operand(mat, a64, dt), b, c0)
     if not need_weight_grad:
         dgamma = dbeta = None
-    return _as_matrix(mat._replace(a=dx), x).astype(dout.dtype, copy=False), dgamma, dbeta
+    if pending and copy_rows is None and not mat.planes and dt == dout.dtype:
+        return grad, dgamma, dbeta
+    return grad.materialize(chunks, step, copy_rows).astype(dout.dtype, copy=False), dgamma, dbeta
+
+
+class PendingGrad:
+    """Batch norm's input gradient before it is written: dx = A * d + B * x + C per feature
+    (training), dx = A * d (eval), d being dout, masked by a fused ReLU's derivative.
+
+    ``batchnorm_backward(..., pending=True)`` returns one instead of dx when the input was in
+    the rows layout (channel-last (N, C, H, W) or (N, D)), so that the layer consuming dx can
+    compute the rows it needs, chunk by chunk, while they are in its cache: the engine conv's
+    backward does (``nn.Sequential`` hands it the gradient of the batch norm after a
+    ``Conv2d``). dx is then never written to memory nor read back, one pass over the
+    activations fewer each way. ``materialize()`` writes dx whole, as ``batchnorm_backward``
+    returns it. Every value is the same element-wise expression either way: bit-identical.
+
+    shape, dtype: those of dx (x's). ``rows_into(r0, r1, out)``: rows r0:r1 of dx's (M, C)
+    matrix (M = N*H*W, C features; r0, r1 whole samples) into ``out`` ((r1 - r0, C), C-contiguous).
+    """
+
+    def __init__(self, mat, x, rd, rx, ry, a, b, c0):
+        self._mat, self._x, self._rd, self._rx = mat, x, rd, rx
+        self._ry = ry                  # the fused ReLU's output, when dout is masked here (eval)
+        self._a, self._b, self._c0 = a, b, c0
+        self.shape, self.dtype = x.shape, rd.dtype
+
+    def rows_into(self, r0, r1, out, scratch=None):
+        """dx's rows r0:r1 into ``out``; ``scratch``: an array of out's shape for the one
+        temporary (B * x + C in training, the masked dout in eval; fresh when None)."""
+        mat = self._mat
+        if scratch is None and (self._ry is not None or self._b is not None):
+            scratch = np.empty_like(out)
+        d = self._rd[r0:r1]
+        if self._ry is not None:                     # eval: never together with B, C
+            d = relu_masked(d, self._ry[r0:r1], scratch)
+        o = np.multiply(_wide(mat, d), _at(mat, self._a, r0, r1, True), out=_wide(mat, out))
+        if self._b is not None:
+            t = np.multiply(_wide(mat, self._rx[r0:r1]), _at(mat, self._b, r0, r1, True),
+                            out=_wide(mat, scratch))
+            t += _at(mat, self._c0, r0, r1, True)
+            o += t
+        return out
+
+    def materialize(self, chunks=None, step=None, copy_rows=None):
+        """dx, the whole array (x's shape and memory layout), written block by block on the
+        workers of an enclosing threads() block (``chunks``, ``step``: the backward's plan;
+        ``copy_rows``: how to fill dout's rows still missing, see ``_dout_matrix``)."""
+        mat, rx = self._mat, self._rx
+        if step is None:
+            chunks = _row_chunks(self._x, rx)
+            step = _block_rows(mat, np.dtype(self.dtype).itemsize, chunks)
+        dx = np.empty(rx.shape, dtype=self.dtype)
+        width = rx.shape[1]
+
+        def input_grad(worker, my_chunks):
+            scratch = np.empty((step, width), dtype=self.dtype)
+            with _broadcasts(mat):
+                for r0, r1 in my_chunks:
+                    if copy_rows is not None:
+                        copy_rows(r0, r1)
+                    for b0, b1 in _blocks(r0, r1, step):
+                        self.rows_into(b0, b1, dx[b0:b1], scratch[:b1 - b0])
+        _run(input_grad, chunks, rx.shape[0])
+        return _as_matrix(mat._replace(a=dx), self._x)

@@ -55,6 +55,14 @@ copies them into the dout workspace (``_dout_rows``), instead of the ReLU layer'
 The same values as conv then ReLU, in the same order: bit-identical results. Measured on the
 Fashion-MNIST CNN's training step (two workers): see ``benchmarks/RESULTS.md``.
 
+**Pending dout**: ``conv2d_backward`` also takes a batch norm's ``PendingGrad`` (the
+gradient of the batch norm after this conv, not yet written, see ``nnlite.fast.batchnorm``):
+``_dout_rows`` then computes each chunk's rows of it into the dout workspace. Measured,
+two workers, batch 256, conv + batch norm backward, min over 25 interleaved rounds:
+32->32 at 32x32 94.0 against 96.4 ms, 64->64 at 16x16 70.1 / 74.0 ms, 128->128 at 8x8 (+ReLU)
+53.5 / 58.4 ms; the ResNet encoder's training step 764-769 against 804-833 ms in two of three
+A/B runs (medians 805-1053 against 952-1103 ms: a noisy VM).
+
 Cache (``ConvCache``): ``(x, w, has_bias, stride, pad, kept, y)``: the input itself (no copy; usually alive
 anyway as the previous layer's output) and, for first layers only (``_transposed_patches``:
 patch length <= ``TRANSPOSED_PATCHES_MAX_K``, so at most that many times the input's size),
@@ -79,6 +87,7 @@ from ..parallel import num_threads
 from ..parallel import run_chunks as _run_chunks
 from . import probes
 from .activations import relu_masked
+from .batchnorm import PendingGrad
 
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
@@ -409,10 +418,17 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     """
     x, w, has_bias, stride, pad, kept, y = cache
     g = _geometry(x.shape, w.shape, stride, pad)
-    dt = dout.dtype
-    dh = dout.transpose(0, 2, 3, 1)                                     # (N, Ho, Wo, C_out)
     xh = x.transpose(0, 2, 3, 1)
-    pointwise = g.is_pointwise() and xh.flags.c_contiguous and dh.flags.c_contiguous
+    if isinstance(dout, PendingGrad):
+        if dout.shape != (g.n, g.c_out, g.ho, g.wo):
+            raise ValueError(f"dout has shape {dout.shape}, the forward output had "
+                             f"{(g.n, g.c_out, g.ho, g.wo)}")
+        if y is not None or (g.is_pointwise() and xh.flags.c_contiguous):
+            dout = dout.materialize()            # whole-batch GEMMs, or a fused ReLU to apply
+    dt = dout.dtype
+    pending = isinstance(dout, PendingGrad)
+    dh = dout if pending else dout.transpose(0, 2, 3, 1)                # (N, Ho, Wo, C_out)
+    pointwise = g.is_pointwise() and xh.flags.c_contiguous and not pending and dh.flags.c_contiguous
     transposed = not pointwise and _transposed_patches(g)      # first layers: dx channel-first
     dx_shape = (g.n, g.c_in, g.h, g.w) if transposed else (g.n, g.h, g.w, g.c_in)
     dx = np.empty(dx_shape, dtype=dt) if need_input_grad else None
@@ -469,8 +485,15 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
 def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
     """Rows of images n0..n1-1 of the output gradient dh (N, Ho, Wo, C_out view): a view when
     dh is C-contiguous (channel-last dout), else a copy into a workspace; with the fused
-    ReLU's output y (N, Ho, Wo, C_out) the rows of dout * (y > 0), in the workspace.
-    -> (k*Ho*Wo, C_out)."""
+    ReLU's output y (N, Ho, Wo, C_out) the rows of dout * (y > 0), in the workspace; dh a
+    ``PendingGrad`` (the gradient of a batch norm after this conv): its rows computed into the
+    workspace. -> (k*Ho*Wo, C_out)."""
+    if isinstance(dh, PendingGrad):
+        shape = (m * g.ho * g.wo, g.c_out)
+        rows = (n1 - n0) * g.ho * g.wo
+        buf = _workspace("dout", shape, dh.dtype)[:rows]
+        scratch = _workspace("dout_scratch", shape, dh.dtype)[:rows]
+        return dh.rows_into(n0 * g.ho * g.wo, n1 * g.ho * g.wo, buf, scratch)
     d = dh[n0:n1]
     if y is not None or not d.flags.c_contiguous:
         buf = _workspace("dout", (m, g.ho, g.wo, g.c_out), dh.dtype)[:n1 - n0]

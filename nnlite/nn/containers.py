@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .layers import BatchNorm2d, Conv2d, Identity, ReLU
+from .layers import BatchNorm2d, Conv2d, Identity, ReLU, _BatchNorm
 from .module import Module
 
 
@@ -67,9 +67,21 @@ class Sequential(Module):
     def backward(self, dout):
         """Backward right to left. A layer that skips its input gradient (``Conv2d`` or
         ``Linear`` with ``needs_input_grad=False``) returns None; propagation stops there
-        (layers before it must then have no trainable parameters) and None is returned."""
-        for layer in reversed(self._modules.values()):
-            dout = layer.backward(dout)
+        (layers before it must then have no trainable parameters) and None is returned.
+        On the engine storey a batch norm right after a ``Conv2d`` (both with their plain
+        methods) hands the conv its input gradient unwritten (``backward_pending``): the conv's
+        backward computes its rows chunk by chunk (bit-identical results, see
+        ``nnlite.fast.batchnorm.PendingGrad``) unless ``nnlite.fast.FUSE_BN_INTO_CONV`` is False."""
+        layers = list(self._modules.values())
+        defer = kernels.storey("fast").FUSE_BN_INTO_CONV
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if defer and i > 0 and isinstance(layer, _BatchNorm) and layer.fuses_relu() \
+                    and isinstance(layers[i - 1], Conv2d) and layers[i - 1].takes_pending_grad() \
+                    and layer._cache is not None and layer._cache[0] == "fast":
+                dout = layer.backward_pending(dout)
+            else:
+                dout = layer.backward(dout)
             if dout is None:
                 return None
         return dout

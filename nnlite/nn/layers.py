@@ -173,12 +173,18 @@ class _WeightBias(Module):
         """True when the weight or the bias is trainable (else the kernels skip dW and db)."""
         return self.weight.trainable or (self.bias is not None and self.bias.trainable)
 
-    def _kernel_cache(self, dout):
+    def _kernel_cache(self, dout, pending_ok: bool = False):
         """(storey module, kernel cache) of the last forward, after checking ``dout`` against the
-        forward output; RuntimeError before any forward."""
+        forward output; RuntimeError before any forward. ``pending_ok``: dout may also be the
+        engine's ``PendingGrad`` of that shape, when the forward ran on the engine."""
         check_backward_ready(self._cache, type(self).__name__)
-        check_dout(dout, self._out_shape, type(self).__name__)
         name, cache = self._cache
+        if pending_ok and name == "fast" and isinstance(dout, kernels.storey("fast").PendingGrad):
+            if dout.shape != tuple(self._out_shape):
+                raise ValueError(f"{type(self).__name__}.backward: dout must have the forward "
+                                 f"output's shape {tuple(self._out_shape)}, got {dout.shape}")
+            return kernels.storey(name), cache
+        check_dout(dout, self._out_shape, type(self).__name__)
         return kernels.storey(name), cache
 
     def _accumulate(self, dw, db) -> None:
@@ -297,8 +303,9 @@ class _Conv(_WeightBias):
 
     def backward(self, dout):
         """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
-        is False; adds dW, db into the trainable parameters' ``grad``."""
-        k, cache = self._kernel_cache(dout)
+        is False; adds dW, db into the trainable parameters' ``grad``. ``Conv2d`` on the
+        engine also takes the ``PendingGrad`` of a batch norm after it (see ``Sequential.backward``)."""
+        k, cache = self._kernel_cache(dout, pending_ok=self._kernel == "conv2d")
         dx, dw, db = getattr(k, self._kernel + "_backward")(dout, cache, need_input_grad=self.needs_input_grad,
                                                             need_weight_grad=self._needs_weight_grad())
         self._accumulate(dw, db)
@@ -325,6 +332,12 @@ class Conv2d(_FusesReLU, _Conv):
 
     def _geometry(self):
         return self.stride, self.padding
+
+    def takes_pending_grad(self) -> bool:
+        """True when this layer's next ``backward`` can take a batch norm's ``PendingGrad``:
+        its class keeps the plain methods (``fuses_relu``) and its last forward ran on the
+        engine (see ``Sequential.backward``)."""
+        return self.fuses_relu() and self._cache is not None and self._cache[0] == "fast"
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -453,10 +466,22 @@ class _BatchNorm(_FusesReLU, _WeightBias):
 
     def backward(self, dout):
         """dout: x's shape -> dx; adds dgamma, dbeta into the trainable parameters' ``grad``."""
+        return self._backward(dout)
+
+    def _backward(self, dout, **pending):
         k, cache = self._kernel_cache(dout)
-        dx, dgamma, dbeta = k.batchnorm_backward(dout, cache, need_weight_grad=self._needs_weight_grad())
+        dx, dgamma, dbeta = k.batchnorm_backward(dout, cache, need_weight_grad=self._needs_weight_grad(),
+                                                 **pending)
         self._accumulate(dgamma, dbeta)
         return dx
+
+    def backward_pending(self, dout):
+        """``backward``, but dx may come back unwritten, as the engine's ``PendingGrad``, for the
+        ``Conv2d`` before this layer to consume (``Sequential.backward`` pairs them; the engine
+        kernel decides, see ``nnlite.fast.batchnorm``). Engine storey only."""
+        if self._cache is None or self._cache[0] != "fast":
+            raise RuntimeError("backward_pending needs a forward on the engine kernels")
+        return self._backward(dout, pending=True)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
