@@ -3,7 +3,9 @@ nnlite and in PyTorch, for the reference models.
 
 nnlite: every leaf layer's ``forward`` and ``backward`` is wrapped with a timer (a fused pair,
 e.g. ``Conv2d`` + ``ReLU`` on the engine storey, is timed as its first layer: the ReLU then
-takes ~0 ms), plus the loss and the SGD update. PyTorch: ``torch.profiler`` over the same
+takes ~0 ms; a batch norm whose input gradient goes to the conv before it unwritten, a
+``PendingGrad``, has it computed, and timed, inside that conv's backward), plus the loss and
+the SGD update. PyTorch: ``torch.profiler`` over the same
 steps, each operator's *self* CPU time (time in the operator minus its children, on the calling
 thread; the intra-op worker threads run inside it) assigned to a kind of layer by its name
 (``TORCH_KINDS``); what matches none is "other". Both run inside their usual settings (nnlite
@@ -81,8 +83,11 @@ def nnlite_profile(name, n, rounds, warmup=2):
     for _, layer in _leaves(model):
         kind = NNLITE_KINDS.get(type(layer).__name__, "other")
         # instance attributes shadow the class methods; forward_relu is what Sequential calls
-        # for a fused pair, so the pair is timed as the first layer's forward
-        for method, suffix in (("forward", "forward"), ("forward_relu", "forward"), ("backward", "backward")):
+        # for a fused pair, so the pair is timed as the first layer's forward; backward_pending
+        # is a batch norm's backward before a Conv2d (its dx then computed, and timed, in the
+        # conv's backward)
+        for method, suffix in (("forward", "forward"), ("forward_relu", "forward"), ("backward", "backward"),
+                               ("backward_pending", "backward")):
             if hasattr(layer, method):
                 object.__setattr__(layer, method, timed(getattr(layer, method), f"{kind} {suffix}"))
     per_round = defaultdict(list)
