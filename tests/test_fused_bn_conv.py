@@ -6,7 +6,6 @@ path (training, eval, frozen batch norm, fused ReLUs, stride 2, 1x1, first layer
 float64, one and two workers); that the pending path really runs; the kernel-level contract of
 ``PendingGrad``; where it must not be used. (Gradient checks: rows ``pending_*`` of
 specs_fused.py.)"""
-import contextlib
 
 import numpy as np
 import pytest
@@ -14,36 +13,16 @@ import pytest
 import nnlite.fast as fast
 import nnlite.fast.conv as conv_mod
 import nnlite.nn as nn
-from nnlite import parallel, use_kernels
+from nnlite import use_kernels
 from nnlite.fast.batchnorm import PendingGrad, batchnorm_backward, batchnorm_forward
+
+from fusion_helpers import assert_same, one_step
 
 
 def _run(model, x, defer, training=True, threads=None, seed=3):
-    """Input gradient, parameter gradients and buffers after one forward + backward."""
-    old = fast.FUSE_BN_INTO_CONV
-    fast.FUSE_BN_INTO_CONV = defer
-    try:
-        model.train(training)
-        model.zero_grad()
-        with parallel.threads(threads) if threads else contextlib.nullcontext():
-            out = model.forward(x)
-            dout = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
-            if dout.ndim == 4:       # as a conv's or pool's dx reaches it in a model: channel-last
-                dout = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-            dx = model.backward(dout)
-    finally:
-        fast.FUSE_BN_INTO_CONV = old
-    grads = [p.grad.copy() for p in model.parameters() if p.grad is not None]
-    return (None if dx is None else dx.copy()), grads, [b.copy() for _, b in model.named_buffers()]
-
-
-def _assert_same(a, b):
-    (dx_a, g_a, b_a), (dx_b, g_b, b_b) = a, b
-    assert (dx_a is None) == (dx_b is None)
-    if dx_a is not None:
-        assert dx_a.dtype == dx_b.dtype and dx_a.strides == dx_b.strides and np.array_equal(dx_a, dx_b)
-    assert len(g_a) == len(g_b) and all(u.dtype == v.dtype and np.array_equal(u, v) for u, v in zip(g_a, g_b))
-    assert len(b_a) == len(b_b) and all(np.array_equal(u, v) for u, v in zip(b_a, b_b))
+    """One forward + backward with pending gradients on or off; dout channel-last, as a conv's
+    or pool's dx reaches a batch norm in a model."""
+    return one_step(model, x, "FUSE_BN_INTO_CONV", defer, training, threads, seed, channel_last_dout=True)
 
 
 @pytest.fixture
@@ -90,7 +69,7 @@ def test_pending_equals_written_gradient(pending_seen, case, dtype, threads, tra
     assert not any(pending_seen)
     pending = _run(make(), x, True, training, threads)
     assert pending_seen[-1]                       # the conv really got the pending gradient
-    _assert_same(plain, pending)
+    assert_same(plain, pending)
 
 
 @pytest.mark.parametrize("threads", [None, 2])
@@ -107,7 +86,7 @@ def test_basic_blocks_and_a_frozen_first_layer(pending_seen, threads):
     x = np.random.default_rng(1).standard_normal((6, 3, 12, 12)).astype(np.float32)
     plain = _run(make(), x, False, threads=threads)
     pending_seen.clear()
-    _assert_same(plain, _run(make(), x, True, threads=threads))
+    assert_same(plain, _run(make(), x, True, threads=threads))
     assert sum(pending_seen) == 6                 # stem, 2 + 2 in the branches, 1 shortcut
 
 
@@ -144,7 +123,7 @@ def test_no_pending_gradient_where_it_must_not_go(pending_seen):
         r = np.random.default_rng(0)
         return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=r), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, rng=r),
                              nn.ReLU(), nn.BatchNorm2d(4))
-    _assert_same(_run(make(), x, False), _run(make(), x, True))
+    assert_same(_run(make(), x, False), _run(make(), x, True))
 
 
 @pytest.mark.parametrize("relu", [False, True])

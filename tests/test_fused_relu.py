@@ -3,7 +3,6 @@
 input gradients, parameter gradients and running statistics as the unfused pairs, bit for bit,
 on every path of both kernels; the switch ``nnlite.fast.FUSE_RELU``; the textbook storey never
 fuses. (The gradient checks of the fused pairs are rows of the spec table: specs_fused.py.)"""
-import contextlib
 
 import numpy as np
 import pytest
@@ -11,42 +10,19 @@ import pytest
 import nnlite.fast as fast
 import nnlite.functional as F
 import nnlite.nn as nn
-from nnlite import parallel, use_kernels
+from nnlite import use_kernels
+
+from fusion_helpers import assert_same, one_step
 
 
 def _run(model, x, fuse, training=True, threads=None, seed=3):
     """Output, input gradient, parameter gradients and buffers after one forward + backward."""
-    old = fast.FUSE_RELU
-    fast.FUSE_RELU = fuse
-    try:
-        model.train(training)
-        model.zero_grad()
-        dout_rng = np.random.default_rng(seed)
-        with parallel.threads(threads) if threads else contextlib.nullcontext():
-            out = model.forward(x)
-            dout = dout_rng.standard_normal(out.shape).astype(out.dtype)
-            dx = model.backward(dout)
-    finally:
-        fast.FUSE_RELU = old
-    grads = [p.grad.copy() for p in model.parameters() if p.grad is not None]
-    buffers = [b.copy() for _, b in model.named_buffers()]
-    return out.copy(), None if dx is None else dx.copy(), grads, buffers
+    return one_step(model, x, "FUSE_RELU", fuse, training, threads, seed)
 
 
 def _twins(make):
     """Two identical models (same seed)."""
     return make(np.random.default_rng(0)), make(np.random.default_rng(0))
-
-
-def _assert_same(a, b):
-    out_a, dx_a, g_a, b_a = a
-    out_b, dx_b, g_b, b_b = b
-    assert out_a.dtype == out_b.dtype and np.array_equal(out_a, out_b)
-    assert (dx_a is None) == (dx_b is None)
-    if dx_a is not None:
-        assert dx_a.dtype == dx_b.dtype and np.array_equal(dx_a, dx_b)
-    assert len(g_a) == len(g_b) and all(np.array_equal(u, v) for u, v in zip(g_a, g_b))
-    assert len(b_a) == len(b_b) and all(np.array_equal(u, v) for u, v in zip(b_a, b_b))
 
 
 CONV_CASES = {
@@ -73,7 +49,7 @@ def test_conv_relu_fused_equals_unfused(case, dtype, threads):
     x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)     # channel-last input
     for xin in (x, x_last):
         plain, fused = _twins(make)
-        _assert_same(_run(plain, xin, False, threads=threads), _run(fused, xin, True, threads=threads))
+        assert_same(_run(plain, xin, False, threads=threads), _run(fused, xin, True, threads=threads))
 
 
 def test_conv_relu_fused_first_layer_without_input_gradient():
@@ -86,7 +62,7 @@ def test_conv_relu_fused_first_layer_without_input_gradient():
     plain, fused = _twins(make)
     a, b = _run(plain, x, False, threads=2), _run(fused, x, True, threads=2)
     assert a[1] is None and b[1] is None
-    _assert_same(a, b)
+    assert_same(a, b)
 
 
 BN_CASES = {
@@ -124,7 +100,7 @@ def test_batchnorm_relu_fused_equals_unfused(case, dtype, threads, training, fro
         return nn.Sequential(bn, nn.ReLU())
     x = _layout((np.random.default_rng(1).standard_normal(shape) * 2 + 0.3).astype(dtype), kind)
     plain, fused = _twins(make)
-    _assert_same(_run(plain, x, False, training, threads), _run(fused, x, True, training, threads))
+    assert_same(_run(plain, x, False, training, threads), _run(fused, x, True, training, threads))
 
 
 def test_kernels_match_the_textbook_conv_then_relu():
