@@ -103,10 +103,11 @@ def test_layer_profile_times_every_kind_of_layer_in_both_frameworks(capsys):
     assert float(rows["relu forward"][0]) < float(rows["conv forward"][0])     # fused into the conv
 
 
-def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys):
+@pytest.mark.parametrize("switch,model", [("FUSE_RELU", "fmnist_cnn"), ("FUSE_BN_INTO_CONV", "resnet_encoder")])
+def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys, switch, model):
     from benchmarks import fusion_ab
     from nnlite import fast as E
-    fusion_ab.main(["--models", "fmnist_cnn", "--rounds", "1", "--batch", "4"])
+    fusion_ab.main(["--models", model, "--switch", switch, "--rounds", "1", "--batch", "4"])
     out = capsys.readouterr().out
-    assert "fused " in out and "unfused" in out and "speed-up" in out
-    assert E.FUSE_RELU is True
+    assert "fused " in out and "unfused" in out and f"{switch} speed-up" in out
+    assert getattr(E, switch) is True
