@@ -60,9 +60,9 @@ gradient of the batch norm after this conv, not yet written, see ``nnlite.fast.b
 ``_dout_rows`` then computes each chunk's rows of it into the dout workspace. Measured,
 two workers, batch 256, conv + batch norm backward, min over 25 interleaved rounds:
 32->32 at 32x32 94.0 against 96.4 ms, 64->64 at 16x16 70.1 / 74.0 ms, 128->128 at 8x8 (+ReLU)
-53.5 / 58.4 ms; the ResNet encoder's training step, three interleaved A/B runs, min 764 / 813 /
-769 ms against 804 / 769 / 833 ms, medians 805 / 903 / 1053 against 952 / 978 / 1103 ms (a
-noisy VM: the medians favour it every time, the minima twice).
+53.5 / 58.4 ms; the ResNet encoder's training step on a calm machine
+(``python -m benchmarks.fusion_ab --switch FUSE_BN_INTO_CONV``, 20 rounds): 1.02x (min 717.2
+against 734.6 ms, median 779.1 / 793.8 ms).
 
 Cache (``ConvCache``): ``(x, w, has_bias, stride, pad, kept, y)``: the input itself (no copy; usually alive
 anyway as the previous layer's output) and, for first layers only (``_transposed_patches``:
