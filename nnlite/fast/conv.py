@@ -118,9 +118,15 @@ TRANSPOSED_PATCHES_MAX_K = 32
 #: into strided slices of a zeroed dx. With two workers (``python -m benchmarks --only conv``)
 #: the backward of 32->32 at 32x32 got 13% faster, 32->64 layers were within +-6%, and 64->64,
 #: 5x5 32->64 and unpadded 32->64 got 12-27% slower (dout's patches, kh*kw*C_out values per
-#: pixel, cost more than the narrow GEMMs save): hence the channel limit.
+#: pixel, cost more than the narrow GEMMs save): hence the channel limit. Re-measured on this
+#: machine (Intel, two workers, min of 15, ms, per-offset -> as a convolution): 64->64 at 16x16
+#: 28.1-29.5 -> 26.6-27.2 (batch 128), 56.8-58.4 -> 52.0-54.2 (batch 256); 128->128 at 8x8
+#: 44.8-46.5 -> 43.7-46.7; but 32->64 13.3 -> 13.5 (14x14), 16.8 -> 17.3 (16x16) and 64->128
+#: 94.5 -> 100.3: so also layers up to ``DX_AS_CONV_MAX_CHANNELS`` channels whose output is no
+#: wider than their input (dout's patches then no wider than the input's).
 DX_AS_CONV = True
-DX_AS_CONV_MAX_CHANNELS = 32
+DX_AS_CONV_MAX_CHANNELS = 64
+DX_AS_CONV_NARROW = 32
 
 #: The bias rides in the GEMMs: the patch workspace has an extra column of ones, W_k an extra
 #: row b, so the forward GEMM adds the bias and the dW GEMM's extra row is db.
@@ -531,9 +537,12 @@ def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first, kept=N
 
 def _dx_as_conv(g: Geometry) -> bool:
     """dx computed as a convolution of the padded dout (``DX_AS_CONV``): stride 1, padding
-    below the kernel size, at most ``DX_AS_CONV_MAX_CHANNELS`` channels, not a first layer."""
+    below the kernel size, at most ``DX_AS_CONV_MAX_CHANNELS`` channels, C_out <= C_in unless
+    both are at most ``DX_AS_CONV_NARROW``, not a first layer."""
+    widest = max(g.c_in, g.c_out)
     return (DX_AS_CONV and g.sh == g.sw == 1 and g.ph <= g.kh - 1 and g.pw <= g.kw - 1
-            and max(g.c_in, g.c_out) <= DX_AS_CONV_MAX_CHANNELS and not _transposed_patches(g))
+            and widest <= DX_AS_CONV_MAX_CHANNELS and (widest <= DX_AS_CONV_NARROW or g.c_out <= g.c_in)
+            and not _transposed_patches(g))
 
 
 def _input_grad_weights(w, g: Geometry):
