@@ -109,7 +109,7 @@ def test_no_pending_gradient_where_it_must_not_go(pending_seen):
                   nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=rng), MyBN(4))):
         pending_seen.clear()
         _run(model, x, True)
-        assert pending_seen in ([], [False])
+        assert pending_seen == [False]
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=rng), nn.BatchNorm2d(4))
     pending_seen.clear()
     with use_kernels("textbook"):
@@ -117,13 +117,32 @@ def test_no_pending_gradient_where_it_must_not_go(pending_seen):
     assert pending_seen == []
     _run(model, x, False)
     assert pending_seen == [False]
-    # conv + ReLU fused, then a batch norm: the conv gets the pending gradient, applies its ReLU
-    # mask to it written out, and the results equal the unfused ones
+    # a ReLU between the conv and the batch norm: not adjacent, so no pending gradient
     def make():
         r = np.random.default_rng(0)
-        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=r), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, rng=r),
-                             nn.ReLU(), nn.BatchNorm2d(4))
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=r), nn.ReLU(), nn.BatchNorm2d(4))
+    pending_seen.clear()
     assert_same(_run(make(), x, False), _run(make(), x, True))
+    assert pending_seen == [False, False]
+
+
+@pytest.mark.parametrize("case", ["fused_relu", "pointwise"])
+def test_conv_writes_the_pending_gradient_where_it_needs_it_whole(case):
+    """The conv kernel given a PendingGrad where it needs dout whole (its own fused ReLU's mask;
+    a 1x1 conv's whole-batch GEMMs) materializes it: the same results as given dx itself."""
+    rng = np.random.default_rng(4)
+    cin, k, relu = (3, 3, True) if case == "fused_relu" else (6, 1, False)
+    x = np.ascontiguousarray(rng.standard_normal((4, 5, 5, cin)).astype(np.float32)).transpose(0, 3, 1, 2)
+    w = rng.standard_normal((6, cin, k, k)).astype(np.float32)
+    y, conv_cache = fast.conv2d_forward(x, w, None, 1, k // 2, relu=relu)
+    d = np.ascontiguousarray(rng.standard_normal((4, 5, 5, 6)).astype(np.float32)).transpose(0, 3, 1, 2)
+    g, b = np.ones(6, np.float32), np.zeros(6, np.float32)
+    _, bn_cache = batchnorm_forward(y, g, b, True, np.zeros(6, np.float32), np.ones(6, np.float32))
+    pg = batchnorm_backward(d, bn_cache, pending=True)[0]
+    dx = batchnorm_backward(d, bn_cache)[0]
+    assert isinstance(pg, PendingGrad)
+    for got, want in zip(fast.conv2d_backward(pg, conv_cache), fast.conv2d_backward(dx, conv_cache)):
+        assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("relu", [False, True])

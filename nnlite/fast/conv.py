@@ -435,7 +435,7 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     dt = dout.dtype
     pending = isinstance(dout, PendingGrad)
     dh = dout if pending else dout.transpose(0, 2, 3, 1)                # (N, Ho, Wo, C_out)
-    pointwise = g.is_pointwise() and xh.flags.c_contiguous and not pending and dh.flags.c_contiguous
+    pointwise = not pending and g.is_pointwise() and xh.flags.c_contiguous and dh.flags.c_contiguous
     transposed = not pointwise and _transposed_patches(g)      # first layers: dx channel-first
     dx_shape = (g.n, g.c_in, g.h, g.w) if transposed else (g.n, g.h, g.w, g.c_in)
     dx = np.empty(dx_shape, dtype=dt) if need_input_grad else None

@@ -32,8 +32,8 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
 
     x: (N, D_in); w: (D_out, D_in); b: (D_out,) or None  ->  out: (N, D_out), cache.
     """
-    chunks = _feature_chunks(w.shape[0], x, w) if x.ndim == 2 and w.ndim == 2 else None
-    if chunks is None:
+    t = _workers(x, w) if x.ndim == 2 and w.ndim == 2 else 1
+    if t <= 1 or w.shape[0] < 2:
         out = x @ w.T
         if b is not None:
             out += b
@@ -45,17 +45,14 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
             cols = np.matmul(x, w[o0:o1].T, out=out[:, o0:o1])
             if b is not None:
                 cols += b[o0:o1]
-    run_chunks(work, chunks)
+    run_chunks(work, split(w.shape[0], t))
     return out, (x, w, b is not None)
 
 
-def _feature_chunks(features: int, x, w):
-    """Ranges of ``features`` (an axis of W) for the workers of a threads() block, one per
-    worker; None (sequential) outside one, inside a worker, or under ``MIN_PARALLEL_MACS``."""
-    t = num_threads()
-    if t <= 1 or features < 2 or x.shape[0] * w.shape[0] * w.shape[1] < MIN_PARALLEL_MACS:
-        return None
-    return split(features, t)
+def _workers(x, w) -> int:
+    """How many workers split W: those of the enclosing threads() block for a layer of at
+    least ``MIN_PARALLEL_MACS`` multiply-adds; 1 (sequential) otherwise or inside a worker."""
+    return num_threads() if x.shape[0] * w.shape[0] * w.shape[1] >= MIN_PARALLEL_MACS else 1
 
 
 def linear_backward(dout: np.ndarray, cache, need_weight_grad: bool = True,
@@ -68,17 +65,16 @@ def linear_backward(dout: np.ndarray, cache, need_weight_grad: bool = True,
     needs it, which saves the (N, D_out) x (D_out, D_in) product).
     """
     x, w, has_bias = cache
-    chunks = None
+    t = 1
     if dout.ndim == 2 and x.ndim == 2 and (need_input_grad or need_weight_grad):
-        chunks = _feature_chunks(max(w.shape), x, w)
-    if chunks is None:
+        t = min(_workers(x, w), max(w.shape))
+    if t <= 1:
         dx = dout @ w if need_input_grad else None
         dw = dout.T @ x if need_weight_grad else None
         db = dout.sum(axis=0) if (need_weight_grad and has_bias) else None
         return dx, dw, db
     # One parallel region: worker k of t gets the k-th range of dx's columns and of dW's rows
     # (run_chunks hands worker k the items k, k + t, ...).
-    t = len(chunks)
     items = []
     if need_input_grad:
         dx = np.empty((dout.shape[0], w.shape[1]), dtype=np.result_type(dout, w))

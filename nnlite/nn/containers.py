@@ -76,9 +76,8 @@ class Sequential(Module):
         defer = kernels.storey("fast").FUSE_BN_INTO_CONV
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
-            if defer and i > 0 and isinstance(layer, _BatchNorm) and layer.fuses_relu() \
-                    and isinstance(layers[i - 1], Conv2d) and layers[i - 1].takes_pending_grad() \
-                    and layer._cache is not None and layer._cache[0] == "fast":
+            if defer and i > 0 and isinstance(layer, _BatchNorm) and layer.gives_pending_grad() \
+                    and isinstance(layers[i - 1], Conv2d) and layers[i - 1].takes_pending_grad():
                 dout = layer.backward_pending(dout)
             else:
                 dout = layer.backward(dout)

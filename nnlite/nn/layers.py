@@ -475,12 +475,18 @@ class _BatchNorm(_FusesReLU, _WeightBias):
         self._accumulate(dgamma, dbeta)
         return dx
 
+    def gives_pending_grad(self) -> bool:
+        """True when ``backward_pending`` can run: this layer's class keeps the plain methods
+        (``fuses_relu``) and its last forward ran on the engine (see ``Sequential.backward``)."""
+        return self.fuses_relu() and self._cache is not None and self._cache[0] == "fast"
+
     def backward_pending(self, dout):
         """``backward``, but dx may come back unwritten, as the engine's ``PendingGrad``, for the
         ``Conv2d`` before this layer to consume (``Sequential.backward`` pairs them; the engine
         kernel decides, see ``nnlite.fast.batchnorm``). Engine storey only."""
-        if self._cache is None or self._cache[0] != "fast":
-            raise RuntimeError("backward_pending needs a forward on the engine kernels")
+        if not self.gives_pending_grad():
+            raise RuntimeError("backward_pending needs a forward on the engine kernels and the "
+                               "class's plain forward and backward")
         return self._backward(dout, pending=True)
 
     def output_shape(self, input_shape):
