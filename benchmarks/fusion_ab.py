@@ -1,7 +1,7 @@
 """``python -m benchmarks.fusion_ab``: what the engine's fusions buy in the reference models'
 training steps: the fused pairs (``Conv2d`` + ``ReLU``, batch norm + ``ReLU``;
 ``--switch FUSE_RELU``, the default) or batch norm's pending input gradient consumed by the conv
-before it (``--switch FUSE_BN_INTO_CONV``).
+before it (``--switch FUSE_BN_INTO_CONV``), or a max pool's (``--switch FUSE_POOL_INTO_CONV``).
 
 Two copies of each model (same seed), one run with the switch on and one with it off,
 alternating step by step inside one ``parallel.threads()`` block (each round: a warm-up step,
@@ -22,7 +22,7 @@ from nnlite import parallel
 from .models import INPUTS, nnlite_step_fn
 
 #: the engine's fusion switches (module attributes of ``nnlite.fast``)
-SWITCHES = ("FUSE_RELU", "FUSE_BN_INTO_CONV")
+SWITCHES = ("FUSE_RELU", "FUSE_BN_INTO_CONV", "FUSE_POOL_INTO_CONV")
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Gradient-check rows of the fused layer pairs (``Sequential`` runs a ``Conv2d`` or a batch
 norm and the ``ReLU`` after it as one engine kernel, and hands a ``Conv2d`` the input gradient
-of the batch norm after it unwritten): the engine storey checks the fused kernels' backward
+of the batch norm or max pool after it unwritten): the engine storey checks the fused kernels' backward
 passes, the textbook storey the same layers unfused."""
 
 import nnlite.nn as nn
@@ -20,6 +20,13 @@ def conv_bn(cin, cout, k, stride=1, pad=0, relu=False):
         with_running_stats(nn.BatchNorm2d(cout, dtype=dtype)), *([nn.ReLU()] if relu else []))
 
 
+def conv_pool(cin, cout, k, pool, pool_stride=None, relu=True):
+    """Conv2d (+ ReLU) + MaxPool2d: the max pool's dx reaches the conv pending."""
+    return lambda rng, dtype: nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, rng=rng, dtype=dtype), *([nn.ReLU()] if relu else []),
+        nn.MaxPool2d(pool, pool_stride))
+
+
 def bn_relu(bn):
     return lambda rng, dtype: nn.Sequential(with_running_stats(bn(dtype)), nn.ReLU())
 
@@ -36,4 +43,6 @@ LAYER_SPECS = [
     LayerSpec("pending_conv3x3_s2_bn_relu", conv_bn(2, 3, 3, 2, 1, relu=True), normal(3, 2, 7, 6, scale=2),
               modes=("train", "eval")),
     LayerSpec("pending_conv1x1_bn_relu", conv_bn(4, 3, 1, relu=True), normal(3, 4, 4, 3), modes=("train", "eval")),
+    LayerSpec("pending_conv3x3_relu_maxpool2", conv_pool(3, 4, 3, 2), normal(3, 3, 6, 5)),
+    LayerSpec("pending_conv3x3_maxpool3s2", conv_pool(2, 3, 3, 3, 2, relu=False), normal(2, 2, 7, 7)),
 ]

@@ -107,3 +107,30 @@ def test_workspaces_stay_bounded(monkeypatch):
         assert total <= max(1 << 16, biggest)
     conv_mod.release_workspaces()
     assert _workspace_arrays() == []
+
+
+def test_layers_of_different_shapes_share_and_reinitialize(chunk_bytes):
+    """Layers of different shapes share one buffer per role (the largest layer's size, not the
+    sum); each shape change re-runs the role's init (a zero border, a column of ones), so
+    alternating layers stay exact."""
+    conv_mod.release_workspaces()
+    rng = np.random.default_rng(4)
+    wa = rng.standard_normal((6, 4, 3, 3))
+    wb = rng.standard_normal((5, 6, 3, 3))
+    ba, bb = rng.standard_normal(6), rng.standard_normal(5)
+    xa = channel_last(rng.standard_normal((3, 4, 7, 6)))
+    for _ in range(2):                 # the second round starts from the other layer's shapes
+        out_a, ca = F.conv2d_forward(xa, wa, ba, 1, 1)
+        out_b, cb = F.conv2d_forward(out_a, wb, bb, 2, 1)
+        d = rng.standard_normal(out_b.shape)
+        dxb, dwb, dbb = F.conv2d_backward(d, cb)
+        dxa, dwa, dba = F.conv2d_backward(dxb, ca)
+        r_a, rca = ref.conv2d_forward_naive(np.ascontiguousarray(xa), wa, ba, 1, 1)
+        r_b, rcb = ref.conv2d_forward_naive(r_a, wb, bb, 2, 1)
+        rdxb, rdwb, rdbb = ref.conv2d_backward_naive(d, rcb)
+        rdxa, rdwa, rdba = ref.conv2d_backward_naive(rdxb, rca)
+        for a, r in ((out_a, r_a), (out_b, r_b), (dxb, rdxb), (dwb, rdwb), (dbb, rdbb),
+                     (dxa, rdxa), (dwa, rdwa), (dba, rdba)):
+            assert np.allclose(a, r, atol=1e-10)
+    roles = [key[0] for key in conv_mod._ws.arrays]
+    assert len(roles) == len(set(roles)), roles            # one buffer per role, not per shape

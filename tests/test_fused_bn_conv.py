@@ -91,8 +91,7 @@ def test_basic_blocks_and_a_frozen_first_layer(pending_seen, threads):
 
 
 def test_no_pending_gradient_where_it_must_not_go(pending_seen):
-    """Not after a conv + ReLU pair (its fused ReLU is applied to dout first: materialized in
-    the kernel, still equal), not into a Conv2d subclass with its own backward, not from a
+    """Not after a conv + ReLU pair (a ReLU between them), not into a Conv2d subclass with its own backward, not from a
     batch-norm subclass with its own backward, not on the textbook storey, not when switched off."""
     class MyConv(nn.Conv2d):
         def backward(self, dout):
@@ -127,9 +126,10 @@ def test_no_pending_gradient_where_it_must_not_go(pending_seen):
 
 
 @pytest.mark.parametrize("case", ["fused_relu", "pointwise"])
-def test_conv_writes_the_pending_gradient_where_it_needs_it_whole(case):
-    """The conv kernel given a PendingGrad where it needs dout whole (its own fused ReLU's mask;
-    a 1x1 conv's whole-batch GEMMs) materializes it: the same results as given dx itself."""
+def test_conv_consumes_the_pending_gradient_with_its_relu_or_whole(case):
+    """The conv kernel given a PendingGrad masks each chunk's rows with its own fused ReLU's
+    derivative, and materializes it where it needs dout whole (a 1x1 conv's whole-batch GEMMs):
+    the same results as given dx itself."""
     rng = np.random.default_rng(4)
     cin, k, relu = (3, 3, True) if case == "fused_relu" else (6, 1, False)
     x = np.ascontiguousarray(rng.standard_normal((4, 5, 5, cin)).astype(np.float32)).transpose(0, 3, 1, 2)

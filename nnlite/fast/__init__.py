@@ -12,11 +12,12 @@ from ..functional import *  # noqa: F401,F403  (kernels without an engine versio
 from ..functional import __all__ as _textbook_names
 from .activations import (leaky_relu_backward, leaky_relu_forward, relu6_backward, relu6_forward, relu_backward,
                           relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
-from .batchnorm import PendingGrad, batchnorm_backward, batchnorm_forward
+from .batchnorm import batchnorm_backward, batchnorm_forward
 from .conv import conv2d_backward, conv2d_forward, release_workspaces
 from .conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .linear import linear_backward, linear_forward
+from .pending import PendingGrad
 from .losses import softmax_cross_entropy
 from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backward, global_avgpool_forward,
                    maxpool2d_backward, maxpool2d_forward)
@@ -32,6 +33,11 @@ FUSE_RELU = True
 #: its own workspace (``batchnorm_backward(..., pending=True)``): bit-identical results, dx of
 #: the batch norm never written nor read back. False: the batch norm returns dx (for A/B).
 FUSE_BN_INTO_CONV = True
+
+#: Likewise for a max pool after a ``Conv2d`` (or after the ``ReLU`` fused into it):
+#: ``maxpool2d_backward(..., pending=True)``; its dx (the conv's dout, activation-sized)
+#: is never written whole, which also takes one such array off a training step's peak memory.
+FUSE_POOL_INTO_CONV = True
 
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
 ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "leaky_relu_forward",

@@ -68,6 +68,7 @@ from .chunks import batch_chunks
 from .layout import like as _like
 from .layout import planes as _planes
 from .layout import rows as _rows
+from .pending import PendingGrad
 
 #: Inside a threads() block: most bytes of input rows in one chunk (smaller, cache-sized
 #: chunks were measured no faster; see ``pool.CHUNK_BYTES``).
@@ -405,7 +406,7 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True, pending: bool
         b64 = -a64 * inv_std * dgamma64 / m
         b = _operand(mat, b64, dt)
         c0 = _operand(mat, -a64 * dbeta64 / m - b64 * np.asarray(mu, dtype=np.float64), dt)
-    grad = PendingGrad(mat, x, rd, rx, ry if mask_last else None, _operand(mat, a64, dt), b, c0)
+    grad = BatchNormPendingGrad(mat, x, rd, rx, ry if mask_last else None, _operand(mat, a64, dt), b, c0)
     if not need_weight_grad:
         dgamma = dbeta = None
     if pending and copy_rows is None and not mat.planes and dt == dout.dtype:
@@ -413,7 +414,7 @@ def batchnorm_backward(dout, cache, need_weight_grad: bool = True, pending: bool
     return grad.materialize(chunks, step, copy_rows).astype(dout.dtype, copy=False), dgamma, dbeta
 
 
-class PendingGrad:
+class BatchNormPendingGrad(PendingGrad):
     """Batch norm's input gradient before it is written: dx = A * d + B * x + C per feature
     (training), dx = A * d (eval), d being dout, masked by a fused ReLU's derivative.
 

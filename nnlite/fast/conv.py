@@ -33,8 +33,10 @@ cache), writes its disjoint rows of ``out``/``dx`` and returns its partial dW^T,
 order (deterministic). Outside a block: one worker, BLAS's own threads.
 
 **Workspaces** (``_workspace``): the padded-image, patch and per-offset product buffers are
-module-level arrays reused between calls, keyed by (role, shape, dtype) (large fresh arrays
-cost page faults comparable to the copy itself). They only ever hold values inside one call:
+reused between calls: one flat buffer per (role, dtype) and thread, shared by every layer
+(views of its first elements; ``init``, e.g. a zero border, reruns when the shape changes), so
+they take the largest layer's size, not the sum over the layers (large fresh arrays cost page
+faults comparable to the copy itself). They only ever hold values inside one call:
 results (``out``, ``dx``, ``dw``, ``db``) are always fresh arrays and the cache holds only the
 caller's input, so workspace reuse never aliases results across calls or layers. They are
 chunk-sized (bounded by ``WORKSPACE_MAX_BYTES`` in total, or one image's patches if bigger);
@@ -55,20 +57,23 @@ copies them into the dout workspace (``_dout_rows``), instead of the ReLU layer'
 The same values as conv then ReLU, in the same order: bit-identical results. Measured on the
 Fashion-MNIST CNN's training step (two workers): see ``benchmarks/RESULTS.md``.
 
-**Pending dout**: ``conv2d_backward`` also takes a batch norm's ``PendingGrad`` (the
-gradient of the batch norm after this conv, not yet written, see ``nnlite.fast.batchnorm``):
-``_dout_rows`` then computes each chunk's rows of it into the dout workspace. Measured,
+**Pending dout**: ``conv2d_backward`` also takes a ``PendingGrad`` (``nnlite.fast.pending``:
+the gradient of the batch norm or max pool after this conv, not yet written): ``_dout_rows``
+then computes each chunk's rows of it into the dout workspace (and masks them with the fused
+ReLU's derivative, if any). The max pool's (``pool.MaxPoolPendingGrad``) measured as fast as
+the written one (``python -m benchmarks.fusion_ab --switch FUSE_POOL_INTO_CONV``, 25 rounds:
+1.01x on the Fashion-MNIST CNN, 0.99x on the CIFAR CNN) and takes the conv's dout, an
+activation-sized array, off the backward's peak memory. The batch norm's, measured,
 two workers, batch 256, conv + batch norm backward, min over 25 interleaved rounds:
 32->32 at 32x32 94.0 against 96.4 ms, 64->64 at 16x16 70.1 / 74.0 ms, 128->128 at 8x8 (+ReLU)
 53.5 / 58.4 ms; the ResNet encoder's training step on a calm machine
 (``python -m benchmarks.fusion_ab --switch FUSE_BN_INTO_CONV``, 20 rounds): 1.02x (min 717.2
 against 734.6 ms, median 779.1 / 793.8 ms).
 
-Cache (``ConvCache``): ``(x, w, has_bias, stride, pad, kept, y)``: the input itself (no copy; usually alive
-anyway as the previous layer's output) and, for first layers only (``_transposed_patches``:
-patch length <= ``TRANSPOSED_PATCHES_MAX_K``, so at most that many times the input's size),
-the forward's transposed patch matrix, which backward reuses instead of rebuilding it;
-``kept`` is None otherwise; ``y`` is the output (NHWC memory) with the fused ReLU, else None.
+Cache (``ConvCache``): ``(x, w, has_bias, stride, pad, y)``: the input itself (no copy; usually alive
+anyway as the previous layer's output); ``y`` is the output (NHWC memory) with the fused ReLU,
+else None. Backward rebuilds every chunk's patches, first layers' too (keeping their whole-batch
+patches measured no faster, and cost 14 MiB at a CIFAR training step's peak).
 The textbook version of this kernel (im2col + one GEMM + col2im,
 channel-first, one screen) is ``nnlite.functional.conv``; tests prove the two equal.
 
@@ -88,7 +93,7 @@ from ..parallel import num_threads
 from ..parallel import run_chunks as _run_chunks
 from . import probes
 from .activations import relu_masked
-from .batchnorm import PendingGrad
+from .pending import PendingGrad
 
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
@@ -140,20 +145,29 @@ _ws = threading.local()
 
 
 def _workspace(role, shape, dtype, init=None):
-    """A reused array of ``shape``/``dtype`` for ``role`` (contents kept between calls;
-    ``init(a)`` runs once when it is created, e.g. to zero a border or set a column of ones
-    that callers then never overwrite). Only ever used within one kernel call: never
-    returned, never cached."""
-    arrays = getattr(_ws, "arrays", None)
-    if arrays is None:
-        arrays = _ws.arrays = {}
-    key = (role, tuple(shape), np.dtype(dtype).str)
-    a = arrays.get(key)
-    if a is None:
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if sum(v.nbytes for v in arrays.values()) + nbytes > WORKSPACE_MAX_BYTES:
+    """A reused array of ``shape``/``dtype`` for ``role``, the first elements of one flat
+    buffer per (role, dtype) that every layer shares (so a model's workspaces take the largest
+    layer's size, not the sum over its layers). Contents are kept between calls of the same
+    shape; ``init(a)`` runs whenever the role's shape changes (and on creation), e.g. to zero
+    a border or set a column of ones that callers then never overwrite. Only ever used within
+    one kernel call: never returned, never cached."""
+    if getattr(_ws, "arrays", None) is None:
+        release_workspaces()
+    arrays = _ws.arrays
+    dtype = np.dtype(dtype)
+    key, shape = (role, dtype.str), tuple(shape)
+    size = int(np.prod(shape))
+    flat = arrays.get(key)
+    if flat is None or flat.size < size:
+        others = sum(v.nbytes for k, v in arrays.items() if k != key)
+        if others + size * dtype.itemsize > WORKSPACE_MAX_BYTES:
             arrays.clear()
-        a = arrays[key] = np.empty(shape, dtype)
+            _ws.shapes.clear()
+        flat = arrays[key] = np.empty(size, dtype)
+        _ws.shapes.pop(key, None)
+    a = flat[:size].reshape(shape)
+    if _ws.shapes.get(key) != shape:
+        _ws.shapes[key] = shape
         if init is not None:
             init(a)
     return a
@@ -161,7 +175,7 @@ def _workspace(role, shape, dtype, init=None):
 
 def release_workspaces():
     """Free this thread's workspace buffers (they are re-created by the next convolution)."""
-    _ws.arrays = {}
+    _ws.arrays, _ws.shapes = {}, {}
 
 
 class Geometry(NamedTuple):
@@ -242,7 +256,7 @@ def _last_row_ones(a):
 
 
 @probes.seam("patches")
-def _patches(x, n0, n1, g: Geometry, m, ones=False, out=None):
+def _patches(x, n0, n1, g: Geometry, m, ones=False):
     """Patch matrix of images n0..n1-1 of ``x`` (N, C, H, W, any memory layout):
     (k*Ho*Wo, kh*kw*C) with k = n1 - n0, rows (image, y, x), columns (i, j, c), and with
     ``ones`` a last column of ones (k*Ho*Wo, kh*kw*C + 1). Lives in a workspace (valid until
@@ -255,7 +269,7 @@ def _patches(x, n0, n1, g: Geometry, m, ones=False, out=None):
     get the transposed matrix instead, (kh*kw*C [+ 1], k*Ho*Wo): ``_patches_transposed``."""
     k = n1 - n0
     if _transposed_patches(g):
-        return _patches_transposed(x, n0, n1, g, m, ones, out)
+        return _patches_transposed(x, n0, n1, g, m, ones)
     xh = x.transpose(0, 2, 3, 1)[n0:n1]                                      # (k, H, W, C)
     if g.ph or g.pw:
         xp = _workspace(("padded", g.ph, g.pw), (m, g.h + 2 * g.ph, g.w + 2 * g.pw, g.c_in),
@@ -289,7 +303,7 @@ def _transposed_patches(g: Geometry) -> bool:
     return g.k <= TRANSPOSED_PATCHES_MAX_K and g.kh * g.kw > 1
 
 
-def _patches_transposed(x, n0, n1, g: Geometry, m, ones=False, out=None):
+def _patches_transposed(x, n0, n1, g: Geometry, m, ones=False):
     """Transposed patch matrix of images n0..n1-1: (kh*kw*C [+ 1 row of ones], k*Ho*Wo), rows
     (i, j, c) as the columns of ``_patches``, columns (image, y, x). The images are copied zero
     padded and channel-FIRST into a workspace (border zero since creation); then one copy of
@@ -299,11 +313,8 @@ def _patches_transposed(x, n0, n1, g: Geometry, m, ones=False, out=None):
     xp = _workspace(("padded-cf", g.ph, g.pw), (g.c_in, m, g.h + 2 * g.ph, g.w + 2 * g.pw),
                     x.dtype, init=_zero)[:, :k]
     xp[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w] = x[n0:n1].transpose(1, 0, 2, 3)
-    if out is None:
-        mat = _workspace("patchesT+1" if ones else "patchesT", (g.k + ones, m * g.ho * g.wo),
-                         x.dtype, init=_last_row_ones if ones else None)
-    else:                                  # (k [+1], rows) view of a caller's array (ones set)
-        mat = out
+    mat = _workspace("patchesT+1" if ones else "patchesT", (g.k + ones, m * g.ho * g.wo),
+                     x.dtype, init=_last_row_ones if ones else None)
     t = mat[:g.k, :rows].reshape(g.kh, g.kw, g.c_in, k, g.ho, g.wo)
     s_c, s_n, s_h, s_w = xp.strides
     np.copyto(t, as_strided(xp, shape=t.shape, writeable=False,
@@ -362,7 +373,6 @@ class ConvCache(NamedTuple):
     has_bias: bool
     stride: tuple
     pad: tuple
-    kept: np.ndarray | None = None
     y: np.ndarray | None = None
 
 
@@ -376,7 +386,6 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
     ReLU's derivative (dout * (out > 0)).
     """
     g = _geometry(x.shape, w.shape, stride, pad)
-    kept = None                                  # first layers' patches, kept for backward
     w_k = w.transpose(2, 3, 1, 0).reshape(g.k, g.c_out)                 # rows (i, j, c)
     out = np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)           # NHWC
     xh = x.transpose(0, 2, 3, 1)
@@ -392,24 +401,18 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
         transposed = _transposed_patches(g)
         if ones:
             w_k = np.concatenate([w_k, b[None, :]])                       # (k + 1, C_out)
-        if transposed:      # first layers: keep the (small) transposed patches for backward
-            kept = np.empty((g.k + ones, g.n * g.ho * g.wo), dtype=x.dtype)
-            if ones:
-                kept[-1] = 1
-        per_image = g.ho * g.wo
 
         def forward_chunks(worker, my_chunks):
             for n0, n1 in my_chunks:
                 rows = out[n0:n1].reshape(-1, g.c_out)
-                into = kept[:, n0 * per_image:n1 * per_image] if kept is not None else None
-                cols = _patches(x, n0, n1, g, m, ones, out=into)
+                cols = _patches(x, n0, n1, g, m, ones)
                 _gemm(cols.T if transposed else cols, w_k, rows)
                 if b is not None and not ones:
                     rows += b                              # while the rows are in cache
                 if relu:
                     np.maximum(rows, 0, out=rows)          # the fused ReLU, likewise
         run_chunks(forward_chunks, chunks)
-    cache = ConvCache(x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), kept, out if relu else None)
+    cache = ConvCache(x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), out if relu else None)
     return out.transpose(0, 3, 1, 2), cache
 
 
@@ -423,15 +426,15 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
     to skip that part; the skipped result is returned as None. ``dx`` is a fresh array stored
     channel-last, like the forward output.
     """
-    x, w, has_bias, stride, pad, kept, y = cache
+    x, w, has_bias, stride, pad, y = cache
     g = _geometry(x.shape, w.shape, stride, pad)
     xh = x.transpose(0, 2, 3, 1)
     if isinstance(dout, PendingGrad):
         if dout.shape != (g.n, g.c_out, g.ho, g.wo):
             raise ValueError(f"dout has shape {dout.shape}, the forward output had "
                              f"{(g.n, g.c_out, g.ho, g.wo)}")
-        if y is not None or (g.is_pointwise() and xh.flags.c_contiguous):
-            dout = dout.materialize()            # whole-batch GEMMs, or a fused ReLU to apply
+        if g.is_pointwise() and xh.flags.c_contiguous:
+            dout = dout.materialize()            # whole-batch GEMMs
     dt = dout.dtype
     pending = isinstance(dout, PendingGrad)
     dh = dout if pending else dout.transpose(0, 2, 3, 1)                # (N, Ho, Wo, C_out)
@@ -465,8 +468,7 @@ def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad:
             for c, (n0, n1) in enumerate(my_chunks):
                 drows = _dout_rows(dh, n0, n1, g, m, y)
                 if need_weight_grad:
-                    _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0,
-                                       kept=kept)
+                    _weight_grad_chunk(x, drows, n0, n1, g, m, part_dw, part_db, first=c == 0)
                 if need_input_grad:
                     _input_grad_chunk(drows, w_t, dx[n0:n1], g, m)
             return part_dw, part_db
@@ -493,14 +495,17 @@ def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
     """Rows of images n0..n1-1 of the output gradient dh (N, Ho, Wo, C_out view): a view when
     dh is C-contiguous (channel-last dout), else a copy into a workspace; with the fused
     ReLU's output y (N, Ho, Wo, C_out) the rows of dout * (y > 0), in the workspace; dh a
-    ``PendingGrad`` (the gradient of a batch norm after this conv): its rows computed into the
-    workspace. -> (k*Ho*Wo, C_out)."""
+    ``PendingGrad`` (the gradient of the batch norm or max pool after this conv): its rows
+    computed into the workspace (then masked by y's). -> (k*Ho*Wo, C_out)."""
     if isinstance(dh, PendingGrad):
         shape = (m * g.ho * g.wo, g.c_out)
-        rows = (n1 - n0) * g.ho * g.wo
-        buf = _workspace("dout", shape, dh.dtype)[:rows]
-        scratch = _workspace("dout_scratch", shape, dh.dtype)[:rows]
-        return dh.rows_into(n0 * g.ho * g.wo, n1 * g.ho * g.wo, buf, scratch)
+        r0, r1 = n0 * g.ho * g.wo, n1 * g.ho * g.wo
+        buf = _workspace("dout", shape, dh.dtype)[:r1 - r0]
+        scratch = _workspace("dout_scratch", shape, dh.dtype)[:r1 - r0]
+        d = dh.rows_into(r0, r1, buf, scratch)
+        if y is not None:                        # the fused ReLU's derivative, while in cache
+            d = relu_masked(d, y.reshape(-1, g.c_out)[r0:r1], scratch)
+        return d
     d = dh[n0:n1]
     if y is not None or not d.flags.c_contiguous:
         buf = _workspace("dout", (m, g.ho, g.wo, g.c_out), dh.dtype)[:n1 - n0]
@@ -512,18 +517,16 @@ def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
     return d.reshape(-1, g.c_out)
 
 
-def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first, kept=None):
+def _weight_grad_chunk(x, drows, n0, n1, g: Geometry, m, dw_t, db, first):
     """dw_t (+)= cols^T @ drows for images n0..n1-1 (assigned when ``first``); the patches are
-    rebuilt, or taken from ``kept`` (the forward's transposed patches of the whole batch).
+    rebuilt from x (keeping a first layer's whole-batch patches from the forward pass instead
+    measured no faster and cost 14 MiB at the peak of a CIFAR training step).
 
     dw_t: (kh*kw*C_in, C_out), or (kh*kw*C_in + 1, C_out) when the patches carry the column
     of ones (``BIAS_IN_GEMM``: the last row collects db); else db (C_out,) += ones @ drows
     (a GEMV) when db is given."""
-    if kept is not None and kept.shape[0] >= dw_t.shape[0]:
-        cols_t = kept[:dw_t.shape[0], n0 * g.ho * g.wo:n1 * g.ho * g.wo]
-    else:
-        cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
-        cols_t = cols if _transposed_patches(g) else cols.T              # (k [+1], rows)
+    cols = _patches(x, n0, n1, g, m, ones=dw_t.shape[0] == g.k + 1)
+    cols_t = cols if _transposed_patches(g) else cols.T                  # (k [+1], rows)
     if first:
         _gemm(cols_t, drows, dw_t)
     else:

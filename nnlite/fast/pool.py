@@ -24,6 +24,8 @@ are bit-identical to the sequential ones.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..functional.conv import conv_output_size
@@ -34,6 +36,7 @@ from .layout import channel_last_only as _channel_last
 from .layout import empty as _empty
 from .layout import is_nhwc as _is_nhwc
 from .layout import zeros as _zeros
+from .pending import PendingGrad
 
 #: Inside a threads() block: most input bytes of one chunk. Cache-sized chunks (1 MiB, the
 #: L2 being 2 MiB per core here) were measured slower, not faster: (128, 32, 28, 28) float32
@@ -74,6 +77,15 @@ def _pool_chunks(x_shape, itemsize):
     return batch_chunks(n, size, min_size=MIN_PARALLEL_SIZE, chunk_size=max(1, CHUNK_BYTES // itemsize))
 
 
+def _scatter_chunk(dxc, put, offs, non_overlapping, tiles):
+    """One chunk's dx (some samples, any strided (k, C, H, W) view): zero filled unless the
+    windows tile it, then ``put(k, dst, assign)`` for every offset (see ``_scatter_offsets``)."""
+    if not tiles:
+        dxc[...] = 0
+    for k, (rows, cols) in offs:
+        put(k, dxc[:, :, rows, cols], non_overlapping)
+
+
 def _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, make_put):
     """dx[n, c, y*sh + i, x*sw + j] += contribution of offset (i, j), for every offset.
 
@@ -82,29 +94,29 @@ def _scatter_offsets(x_shape, dtype, ph, pw, sh, sw, ho, wo, channel_last, make_
     those samples of dx. Windows that never overlap (stride >= window) are assigned; dx then
     needs no zero fill when the windows also tile the whole input. Inside a threads() block
     each chunk of samples is zero filled (if needed) and written by its worker."""
-    n, c, h, w = x_shape
-    non_overlapping = sh >= ph and sw >= pw
-    tiles = non_overlapping and sh == ph and sw == pw and ho * ph == h and wo * pw == w
+    n = x_shape[0]
+    non_overlapping, tiles = _overlap(x_shape, ph, pw, sh, sw, ho, wo)
     offs = _offset_slices(ph, pw, sh, sw, ho, wo)
     chunks = _pool_chunks(x_shape, np.dtype(dtype).itemsize)
     if chunks is None:
-        dx = (_empty if tiles else _zeros)(x_shape, dtype, channel_last)
-        put = make_put(0, n)
-        for k, (rows, cols) in offs:
-            put(k, dx[:, :, rows, cols], non_overlapping)
+        dx = (_empty if tiles else _zeros)(x_shape, dtype, channel_last)     # zero when it must be
+        _scatter_chunk(dx, make_put(0, n), offs, non_overlapping, tiles=True)
         return dx
     dx = _empty(x_shape, dtype, channel_last)
 
     def work(worker, my_chunks):
         for n0, n1 in my_chunks:
-            dxc = dx[n0:n1]
-            if not tiles:
-                dxc[...] = 0
-            put = make_put(n0, n1)
-            for k, (rows, cols) in offs:
-                put(k, dxc[:, :, rows, cols], non_overlapping)
+            _scatter_chunk(dx[n0:n1], make_put(n0, n1), offs, non_overlapping, tiles)
     run_chunks(work, chunks)
     return dx
+
+
+def _overlap(x_shape, ph, pw, sh, sw, ho, wo):
+    """(non_overlapping, tiles): windows never overlap (stride >= window); they also tile the
+    whole (H, W) input (dx then needs no zero fill)."""
+    h, w = x_shape[2:]
+    non_overlapping = sh >= ph and sw >= pw
+    return non_overlapping, non_overlapping and sh == ph and sw == pw and ho * ph == h and wo * pw == w
 
 
 def _pool_forward(x, kernel, stride, outputs, passes):
@@ -192,30 +204,67 @@ def _first_max(x, offs, out, channel_last):
     return arg
 
 
-def maxpool2d_backward(dout, cache):
-    """dx gets dout at each window's first maximum (see the tie rule), summed over windows."""
+def maxpool2d_backward(dout, cache, pending: bool = False):
+    """dx gets dout at each window's first maximum (see the tie rule), summed over windows.
+
+    pending: return dx as a ``MaxPoolPendingGrad`` (its rows computed where they are consumed,
+    by the ``Conv2d`` before this layer) when x is channel-last; otherwise, and by default, dx."""
     x, out, (ph, pw, sh, sw), channel_last = cache
+    if pending and channel_last:
+        return MaxPoolPendingGrad(dout, cache)
     ho, wo = out.shape[2:]
     offs = _offset_slices(ph, pw, sh, sw, ho, wo)
+    return _scatter_offsets(x.shape, x.dtype, ph, pw, sh, sw, ho, wo, channel_last,
+                            functools.partial(_max_put, x, out, dout, offs, channel_last))
 
-    def make_put(n0, n1):
-        a = _first_max(x[n0:n1], offs, out[n0:n1], channel_last)
-        d = _as_layout(dout[n0:n1], channel_last)
-        hit = _empty(a.shape, np.bool_, channel_last)
-        part = None
 
-        def put(k, dst, assign):
-            nonlocal part
-            np.equal(a, k, out=hit)
-            if assign:
-                np.multiply(d, hit, out=dst)
-            else:
-                if part is None:
-                    part = _empty(a.shape, np.result_type(d, x.dtype), channel_last)
-                dst += np.multiply(d, hit, out=part)
-        return put
+def _max_put(x, out, dout, offs, channel_last, n0, n1):
+    """``put(k, dst, assign)`` of max pool backward for samples n0..n1-1 (``_scatter_offsets``):
+    dst (+)= dout * (offset k holds the window's first maximum)."""
+    a = _first_max(x[n0:n1], offs, out[n0:n1], channel_last)
+    d = _as_layout(dout[n0:n1], channel_last)
+    hit = _empty(a.shape, np.bool_, channel_last)
+    part = None
 
-    return _scatter_offsets(x.shape, x.dtype, ph, pw, sh, sw, ho, wo, channel_last, make_put)
+    def put(k, dst, assign):
+        nonlocal part
+        np.equal(a, k, out=hit)
+        if assign:
+            np.multiply(d, hit, out=dst)
+        else:
+            if part is None:
+                part = _empty(a.shape, np.result_type(d, x.dtype), channel_last)
+            dst += np.multiply(d, hit, out=part)
+    return put
+
+
+class MaxPoolPendingGrad(PendingGrad):
+    """Max pool's input gradient before it is written (``maxpool2d_backward(..., pending=True)``,
+    channel-last x): ``rows_into`` runs the backward's passes for the samples of rows r0:r1 only,
+    into the caller's (in-cache) rows; ``materialize()`` is ``maxpool2d_backward`` itself. The
+    same element-wise passes either way: bit-identical. See ``nnlite.fast.pending``."""
+
+    def __init__(self, dout, cache):
+        self._dout, self._cache = dout, cache
+        x, out, (ph, pw, sh, sw), _ = cache
+        self.shape, self.dtype = x.shape, x.dtype
+        ho, wo = out.shape[2:]
+        self._offs = _offset_slices(ph, pw, sh, sw, ho, wo)
+        self._non_overlapping, self._tiles = _overlap(x.shape, ph, pw, sh, sw, ho, wo)
+
+    def rows_into(self, r0, r1, out, scratch=None):
+        n, c, h, w = self.shape
+        n0, n1 = r0 // (h * w), r1 // (h * w)
+        if n0 * h * w != r0 or n1 * h * w != r1:
+            raise ValueError(f"rows {r0}:{r1} are not whole samples of {h * w} rows")
+        x, pooled, _, channel_last = self._cache
+        dxc = out.reshape(n1 - n0, h, w, c).transpose(0, 3, 1, 2)          # channel-last view
+        put = _max_put(x, pooled, self._dout, self._offs, channel_last, n0, n1)
+        _scatter_chunk(dxc, put, self._offs, self._non_overlapping, self._tiles)
+        return out
+
+    def materialize(self):
+        return maxpool2d_backward(self._dout, self._cache)
 
 
 def avgpool2d_forward(x, kernel=2, stride=None):

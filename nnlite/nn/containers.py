@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .layers import BatchNorm2d, Conv2d, Identity, ReLU, _BatchNorm
+from .layers import BatchNorm2d, Conv2d, Identity, MaxPool2d, ReLU, _BatchNorm
 from .module import Module
 
 
@@ -71,19 +71,39 @@ class Sequential(Module):
         On the engine storey a batch norm right after a ``Conv2d`` (both with their plain
         methods) hands the conv its input gradient unwritten (``backward_pending``): the conv's
         backward computes its rows chunk by chunk (bit-identical results, see
-        ``nnlite.fast.batchnorm.PendingGrad``) unless ``nnlite.fast.FUSE_BN_INTO_CONV`` is False."""
+        ``nnlite.fast.pending.PendingGrad``) unless ``nnlite.fast.FUSE_BN_INTO_CONV`` is False;
+        likewise a max pool after a ``Conv2d`` (a ``ReLU`` fused into the conv may sit between)
+        unless ``nnlite.fast.FUSE_POOL_INTO_CONV`` is False."""
         layers = list(self._modules.values())
-        defer = kernels.storey("fast").FUSE_BN_INTO_CONV
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
-            if defer and i > 0 and isinstance(layer, _BatchNorm) and layer.gives_pending_grad() \
-                    and isinstance(layers[i - 1], Conv2d) and layers[i - 1].takes_pending_grad():
+            if self._hands_pending_grad(layers, i):
                 dout = layer.backward_pending(dout)
             else:
                 dout = layer.backward(dout)
             if dout is None:
                 return None
         return dout
+
+    @staticmethod
+    def _hands_pending_grad(layers, i) -> bool:
+        """True when layer i hands its input gradient unwritten to the ``Conv2d`` before it:
+        a batch norm right after the conv (``FUSE_BN_INTO_CONV``), or a max pool after it or
+        after the ``ReLU`` fused into it (``FUSE_POOL_INTO_CONV``); each with its plain methods
+        and its last forward on the engine."""
+        engine = kernels.storey("fast")
+        layer = layers[i]
+        if isinstance(layer, _BatchNorm):
+            if not (engine.FUSE_BN_INTO_CONV and layer.gives_pending_grad()):
+                return False
+        elif isinstance(layer, MaxPool2d):
+            if not (engine.FUSE_POOL_INTO_CONV and layer.gives_pending_grad()):
+                return False
+            if i > 0 and type(layers[i - 1]) is ReLU and layers[i - 1].passes_grad_through():
+                i -= 1
+        else:
+            return False
+        return i > 0 and isinstance(layers[i - 1], Conv2d) and layers[i - 1].takes_pending_grad()
 
     def output_shape(self, input_shape):
         for layer in self._modules.values():

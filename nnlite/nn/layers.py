@@ -50,6 +50,19 @@ def _forward_kernels():
     return name, kernels.storey(name)
 
 
+def _is_pending(dout) -> bool:
+    """True for the engine's ``PendingGrad`` (an input gradient handed over unwritten)."""
+    return isinstance(dout, kernels.storey("fast").PendingGrad)
+
+
+def _check_pending(dout, shape, who: str):
+    """A ``PendingGrad`` of the forward output's ``shape`` (ValueError naming both otherwise)."""
+    if dout.shape != tuple(shape):
+        raise ValueError(f"{who}.backward: dout must have the forward output's shape "
+                         f"{tuple(shape)}, got {dout.shape}")
+    return dout
+
+
 class _Stateless(Module):
     """A layer without parameters whose passes are one kernel pair: subclasses set ``_kernel``
     (e.g. ``"relu"`` for ``relu_forward`` / ``relu_backward`` of the active storey).
@@ -94,8 +107,14 @@ class ReLU(_Stateless):
 
     def backward(self, dout):
         if self._cache is not None and self._cache[0] == "fused":
+            if _is_pending(dout):                # a max pool's, for the fused conv before
+                return _check_pending(dout, self._out_shape, type(self).__name__)
             return check_dout(dout, self._out_shape, type(self).__name__)
         return super().backward(dout)
+
+    def passes_grad_through(self) -> bool:
+        """True when the next ``backward`` returns dout unchanged (see ``fused_into``)."""
+        return self._cache is not None and self._cache[0] == "fused"
 
 
 class ReLU6(_Stateless):
@@ -179,10 +198,8 @@ class _WeightBias(Module):
         engine's ``PendingGrad`` of that shape, when the forward ran on the engine."""
         check_backward_ready(self._cache, type(self).__name__)
         name, cache = self._cache
-        if pending_ok and name == "fast" and isinstance(dout, kernels.storey("fast").PendingGrad):
-            if dout.shape != tuple(self._out_shape):
-                raise ValueError(f"{type(self).__name__}.backward: dout must have the forward "
-                                 f"output's shape {tuple(self._out_shape)}, got {dout.shape}")
+        if pending_ok and name == "fast" and _is_pending(dout):
+            _check_pending(dout, self._out_shape, type(self).__name__)
             return kernels.storey(name), cache
         check_dout(dout, self._out_shape, type(self).__name__)
         return kernels.storey(name), cache
@@ -304,7 +321,7 @@ class _Conv(_WeightBias):
     def backward(self, dout):
         """dout: (N, out_channels, Ho, Wo) -> dx: x's shape, or None when ``needs_input_grad``
         is False; adds dW, db into the trainable parameters' ``grad``. ``Conv2d`` on the
-        engine also takes the ``PendingGrad`` of a batch norm after it (see ``Sequential.backward``)."""
+        engine also takes the ``PendingGrad`` of a batch norm or max pool after it (see ``Sequential.backward``)."""
         k, cache = self._kernel_cache(dout, pending_ok=self._kernel == "conv2d")
         dx, dw, db = getattr(k, self._kernel + "_backward")(dout, cache, need_input_grad=self.needs_input_grad,
                                                             need_weight_grad=self._needs_weight_grad())
@@ -334,7 +351,7 @@ class Conv2d(_FusesReLU, _Conv):
         return self.stride, self.padding
 
     def takes_pending_grad(self) -> bool:
-        """True when this layer's next ``backward`` can take a batch norm's ``PendingGrad``:
+        """True when this layer's next ``backward`` can take a ``PendingGrad`` (a batch norm's or a max pool's):
         its class keeps the plain methods (``fuses_relu``) and its last forward ran on the
         engine (see ``Sequential.backward``)."""
         return self.fuses_relu() and self._cache is not None and self._cache[0] == "fast"
@@ -403,6 +420,23 @@ class _Pool(_Stateless):
 class MaxPool2d(_Pool):
     """Max pooling (N, C, H, W) -> (N, C, Ho, Wo); the gradient goes to each window's first maximum."""
     _kernel = "maxpool2d"
+
+    def gives_pending_grad(self) -> bool:
+        """True when ``backward_pending`` can run: this layer's class keeps the plain forward
+        and backward and its last forward ran on the engine (see ``Sequential.backward``)."""
+        return (type(self).forward is _Stateless.forward and type(self).backward is _Stateless.backward
+                and self._cache is not None and self._cache[0] == "fast")
+
+    def backward_pending(self, dout):
+        """``backward``, but dx may come back unwritten, as the engine's ``PendingGrad``, for the
+        ``Conv2d`` before this layer (a fused ``ReLU`` may sit between) to consume: its backward
+        computes dx's rows chunk by chunk (``nnlite.fast.pool.MaxPoolPendingGrad``). Engine
+        storey only."""
+        if not self.gives_pending_grad():
+            raise RuntimeError("backward_pending needs a forward on the engine kernels and the "
+                               "class's plain forward and backward")
+        check_dout(dout, self._out_shape, type(self).__name__)
+        return kernels.storey("fast").maxpool2d_backward(dout, self._cache[1], pending=True)
 
 
 class AvgPool2d(_Pool):
