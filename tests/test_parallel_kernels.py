@@ -267,8 +267,9 @@ def test_linear_threshold(regions):
 
 
 def test_linear_splits_the_weight_between_workers(monkeypatch):
-    """Forward: worker k computes out[:, o0:o1] from its rows w[o0:o1] only; backward: dx's
-    columns i0:i1 from w[:, i0:i1] and dW's rows o0:o1 (each worker reads its part of W)."""
+    """Forward: worker k computes out[:, o0:o1] from its rows w[o0:o1] only (small batches:
+    rows o0:o1 of out^T = w[o0:o1] @ x^T); backward: dx's columns i0:i1 from w[:, i0:i1] and
+    dW's rows o0:o1 (each worker reads its part of W)."""
     seen = []
     real = lin_mod.np.matmul
 
@@ -283,12 +284,35 @@ def test_linear_splits_the_weight_between_workers(monkeypatch):
         out, cache = lin_mod.linear_forward(x, w, None)
         dx, dw, _ = lin_mod.linear_backward(np.ones((1, 2050), np.float32), cache)
     monkeypatch.undo()
-    assert sorted(seen) == sorted([((1, 2048), (2048, 1025), (1, 1025))] * 2
+    assert sorted(seen) == sorted([((1025, 2048), (2048, 1), (1025, 1))] * 2
                                   + [((1, 2050), (2050, 1024), (1, 1024))] * 2
                                   + [((1025, 1), (1, 2048), (1025, 2048))] * 2)
     assert np.allclose(out, x @ w.T, rtol=1e-4, atol=1e-3)
     assert np.allclose(dx, np.ones((1, 2050), np.float32) @ w, rtol=1e-4, atol=1e-3)
     assert np.allclose(dw, np.ones((2050, 1), np.float32) @ x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [lin_mod.SMALL_BATCH, lin_mod.SMALL_BATCH + 1])
+def test_linear_forward_orientation_by_batch_size(monkeypatch, n):
+    """Up to SMALL_BATCH samples the split forward computes out^T = W x^T (W untransposed),
+    above it x W^T; the same values either way, a C-contiguous result with the bias added."""
+    seen = []
+    real = lin_mod.np.matmul
+
+    def spy(a, b, out=None):
+        seen.append(a.shape)
+        return real(a, b, out=out)
+    monkeypatch.setattr(lin_mod.np, "matmul", spy)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, 2048)).astype(np.float32)
+    w = rng.standard_normal((64, 2048)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    with parallel.threads(2):
+        out, _ = lin_mod.linear_forward(x, w, b)
+    monkeypatch.undo()
+    assert sorted(seen) == ([(32, 2048)] * 2 if n <= lin_mod.SMALL_BATCH else [(n, 2048)] * 2)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    assert np.allclose(out, x @ w.T + b, rtol=1e-4, atol=1e-3)
 
 
 # ----------------------------------------------------------------------------- batch norm
