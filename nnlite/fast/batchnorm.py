@@ -430,6 +430,8 @@ class BatchNormPendingGrad(PendingGrad):
     matrix (M = N*H*W, C features; r0, r1 whole samples) into ``out`` ((r1 - r0, C), C-contiguous).
     """
 
+    uses_scratch = True
+
     def __init__(self, mat, x, rd, rx, ry, a, b, c0):
         self._mat, self._x, self._rd, self._rx = mat, x, rd, rx
         self._ry = ry                  # the fused ReLU's output, when dout is masked here (eval)

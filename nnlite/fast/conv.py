@@ -501,10 +501,12 @@ def _dout_rows(dh, n0, n1, g: Geometry, m, y=None):
         shape = (m * g.ho * g.wo, g.c_out)
         r0, r1 = n0 * g.ho * g.wo, n1 * g.ho * g.wo
         buf = _workspace("dout", shape, dh.dtype)[:r1 - r0]
-        scratch = _workspace("dout_scratch", shape, dh.dtype)[:r1 - r0]
+        scratch = _workspace("dout_scratch", shape, dh.dtype)[:r1 - r0] if dh.uses_scratch else None
         d = dh.rows_into(r0, r1, buf, scratch)
         if y is not None:                        # the fused ReLU's derivative, while in cache
-            d = relu_masked(d, y.reshape(-1, g.c_out)[r0:r1], scratch)
+            positive = _workspace("dout_mask", shape, np.bool_)[:r1 - r0]
+            np.greater(y.reshape(-1, g.c_out)[r0:r1], 0, out=positive)
+            d *= positive                        # = relu_masked's (y > 0) * dout, bit for bit
         return d
     d = dh[n0:n1]
     if y is not None or not d.flags.c_contiguous:

@@ -19,10 +19,12 @@ class PendingGrad:
     * ``rows_into(r0, r1, out, scratch=None)``: rows r0:r1 of dx's channel-last (M, C) matrix
       (M = N*H*W; r0, r1 whole samples) into ``out`` ((r1 - r0, C), C-contiguous), which is
       returned; ``scratch`` an array of out's shape it may use as a temporary;
-    * ``materialize()``: dx, the whole array, as the plain backward returns it.
+    * ``materialize()``: dx, the whole array, as the plain backward returns it;
+    * ``uses_scratch``: whether ``rows_into`` wants the ``scratch`` (else it is not allocated).
     """
     shape: tuple
     dtype: object
+    uses_scratch = False
 
     def rows_into(self, r0, r1, out, scratch=None):
         raise NotImplementedError
