@@ -5,7 +5,9 @@ import contextlib
 import numpy as np
 
 import nnlite.fast as fast
+import nnlite.fast.conv as conv_mod
 from nnlite import parallel
+from nnlite.fast.pending import PendingGrad
 
 
 def one_step(model, x, switch, on, training=True, threads=None, seed=3, channel_last_dout=False):
@@ -41,3 +43,16 @@ def assert_same(a, b):
         assert dx_a.dtype == dx_b.dtype and dx_a.strides == dx_b.strides and np.array_equal(dx_a, dx_b)
     assert len(g_a) == len(g_b) and all(u.dtype == v.dtype and np.array_equal(u, v) for u, v in zip(g_a, g_b))
     assert len(b_a) == len(b_b) and all(np.array_equal(u, v) for u, v in zip(b_a, b_b))
+
+
+def record_pending_grads(monkeypatch):
+    """A list that gets, per engine conv backward call from now on (``monkeypatch`` undoes the
+    spy), whether it received a ``PendingGrad``."""
+    seen = []
+    real = conv_mod.conv2d_backward
+
+    def spy(dout, *a, **k):
+        seen.append(isinstance(dout, PendingGrad))
+        return real(dout, *a, **k)
+    monkeypatch.setattr(fast, "conv2d_backward", spy)
+    return seen

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 import nnlite.fast as fast
-import nnlite.fast.conv as conv_mod
 import nnlite.nn as nn
 from nnlite import use_kernels
 from nnlite.fast.batchnorm import PendingGrad, batchnorm_backward, batchnorm_forward
 
-from fusion_helpers import assert_same, one_step
+from fusion_helpers import assert_same, one_step, record_pending_grads
 
 
 def _run(model, x, defer, training=True, threads=None, seed=3):
@@ -28,14 +27,7 @@ def _run(model, x, defer, training=True, threads=None, seed=3):
 @pytest.fixture
 def pending_seen(monkeypatch):
     """Counts the conv backward calls that received a PendingGrad."""
-    seen = []
-    real = conv_mod.conv2d_backward
-
-    def spy(dout, *a, **k):
-        seen.append(isinstance(dout, PendingGrad))
-        return real(dout, *a, **k)
-    monkeypatch.setattr(fast, "conv2d_backward", spy)
-    return seen
+    return record_pending_grads(monkeypatch)
 
 
 CASES = {   # Conv2d args (in, out, kernel, stride, padding), input shape, ReLU after the batch norm

@@ -16,10 +16,9 @@ import nnlite.fast as fast
 import nnlite.fast.conv as conv_mod
 import nnlite.nn as nn
 from nnlite import parallel, use_kernels
-from nnlite.fast.pending import PendingGrad
 from nnlite.fast.pool import MaxPoolPendingGrad, maxpool2d_backward, maxpool2d_forward
 
-from fusion_helpers import assert_same, one_step
+from fusion_helpers import assert_same, one_step, record_pending_grads
 
 
 def _run(model, x, defer, training=True, threads=None):
@@ -29,14 +28,7 @@ def _run(model, x, defer, training=True, threads=None):
 @pytest.fixture
 def pending_seen(monkeypatch):
     """Records, per conv backward call, whether it received a PendingGrad."""
-    seen = []
-    real = conv_mod.conv2d_backward
-
-    def spy(dout, *a, **k):
-        seen.append(isinstance(dout, PendingGrad))
-        return real(dout, *a, **k)
-    monkeypatch.setattr(fast, "conv2d_backward", spy)
-    return seen
+    return record_pending_grads(monkeypatch)
 
 
 def channel_last(a):
