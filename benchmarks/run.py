@@ -367,19 +367,28 @@ def figure(results, out_dir):
     return paths
 
 
+def default_out(quick: bool, only) -> str:
+    """Where a run writes without ``--out``: only a full run replaces the committed results."""
+    if quick:
+        return os.path.join("runs", "benchmarks-quick")
+    if only:
+        return os.path.join("runs", "benchmarks-only")
+    return os.path.join("benchmarks", "results")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a short run (< 2 min): fewer shapes and repeats")
     p.add_argument("--out", default=None,
                    help="output folder (default: benchmarks/results for a full run, the git-ignored "
-                        "runs/benchmarks-quick for --quick, so a smoke run never overwrites the "
-                        "committed full-run results)")
+                        "runs/benchmarks-quick for --quick and runs/benchmarks-only for --only, so "
+                        "a smoke or partial run never overwrites the committed full-run results)")
     p.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     a = p.parse_args(argv)
     if a.out is None:
-        a.out = os.path.join("runs", "benchmarks-quick") if a.quick else os.path.join("benchmarks", "results")
+        a.out = default_out(a.quick, a.only)
     os.makedirs(a.out, exist_ok=True)
     threads = blas_threads()
     torch = None if a.no_torch else load_torch(threads)

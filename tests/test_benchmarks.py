@@ -75,6 +75,14 @@ def test_quick_run_writes_to_its_own_folder(tmp_path):
     assert "runs/" in (ROOT / ".gitignore").read_text().split()     # the quick runs' default folder
 
 
+def test_partial_and_quick_runs_default_to_ignored_folders():
+    """Only a full run replaces the committed results; --only and --quick default to runs/."""
+    assert run.default_out(False, None) == os.path.join("benchmarks", "results")
+    assert run.default_out(True, None) == os.path.join("runs", "benchmarks-quick")
+    assert run.default_out(True, ["gemm"]) == os.path.join("runs", "benchmarks-quick")
+    assert run.default_out(False, ["small"]) == os.path.join("runs", "benchmarks-only")
+
+
 def test_mobilenet_ab_runs_both_storeys_and_restores_the_engine(capsys):
     from benchmarks import mobilenet_ab
     from nnlite import fast as E
@@ -103,7 +111,8 @@ def test_layer_profile_times_every_kind_of_layer_in_both_frameworks(capsys):
     assert float(rows["relu forward"][0]) < float(rows["conv forward"][0])     # fused into the conv
 
 
-@pytest.mark.parametrize("switch,model", [("FUSE_RELU", "fmnist_cnn"), ("FUSE_BN_INTO_CONV", "resnet_encoder")])
+@pytest.mark.parametrize("switch,model", [("FUSE_RELU", "fmnist_cnn"), ("FUSE_BN_INTO_CONV", "resnet_encoder"),
+                                          ("FUSE_POOL_INTO_CONV", "cifar_cnn")])
 def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys, switch, model):
     from benchmarks import fusion_ab
     from nnlite import fast as E
