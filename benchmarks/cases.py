@@ -135,7 +135,7 @@ QUICK_CONV = {"mnist 32->64 14x14 k3 p1", "cifar 32->64 16x16 k3 p1", "stride 2:
 def _layout(a):
     """(shape, strides, dtype, data address): the replay gives operands that were the same
     memory in the real call the same array (workspaces reused chunk after chunk stay in cache
-    there as here), and distinct memory distinct arrays (output rows, kept patches, dout rows
+    there as here), and distinct memory distinct arrays (output rows, dout rows
     stream from memory there as here)."""
     return a.shape, a.strides, a.dtype.str, a.__array_interface__["data"][0]
 
