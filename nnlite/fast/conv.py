@@ -81,6 +81,7 @@ Output size: Ho = (H + 2*ph - kh) // sh + 1, Wo likewise.
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import NamedTuple
 
@@ -150,32 +151,36 @@ def _workspace(role, shape, dtype, init=None):
     layer's size, not the sum over its layers). Contents are kept between calls of the same
     shape; ``init(a)`` runs whenever the role's shape changes (and on creation), e.g. to zero
     a border or set a column of ones that callers then never overwrite. Only ever used within
-    one kernel call: never returned, never cached."""
-    if getattr(_ws, "arrays", None) is None:
+    one kernel call: never returned, never cached. The common call (the role's shape as last
+    time) is one dictionary lookup: a chunked layer calls this a few times per chunk."""
+    views = getattr(_ws, "views", None)
+    if views is None:
         release_workspaces()
+        views = _ws.views
+    key = (role, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
+    last = views.get(key)
+    if last is not None and last[0] == shape:
+        return last[1]
+    shape = tuple(shape)
+    size = math.prod(shape)
     arrays = _ws.arrays
-    dtype = np.dtype(dtype)
-    key, shape = (role, dtype.str), tuple(shape)
-    size = int(np.prod(shape))
     flat = arrays.get(key)
     if flat is None or flat.size < size:
         others = sum(v.nbytes for k, v in arrays.items() if k != key)
-        if others + size * dtype.itemsize > WORKSPACE_MAX_BYTES:
+        if others + size * key[1].itemsize > WORKSPACE_MAX_BYTES:
             arrays.clear()
-            _ws.shapes.clear()
-        flat = arrays[key] = np.empty(size, dtype)
-        _ws.shapes.pop(key, None)
+            views.clear()
+        flat = arrays[key] = np.empty(size, key[1])
     a = flat[:size].reshape(shape)
-    if _ws.shapes.get(key) != shape:
-        _ws.shapes[key] = shape
-        if init is not None:
-            init(a)
+    views[key] = (shape, a)
+    if init is not None:
+        init(a)
     return a
 
 
 def release_workspaces():
     """Free this thread's workspace buffers (they are re-created by the next convolution)."""
-    _ws.arrays, _ws.shapes = {}, {}
+    _ws.arrays, _ws.views = {}, {}
 
 
 class Geometry(NamedTuple):
