@@ -106,7 +106,7 @@ class ReLU(_Stateless):
         self._out_shape = out.shape
 
     def backward(self, dout):
-        if self._cache is not None and self._cache[0] == "fused":
+        if self.passes_grad_through():
             if _is_pending(dout):                # a max pool's, for the fused conv before
                 return _check_pending(dout, self._out_shape, type(self).__name__)
             return check_dout(dout, self._out_shape, type(self).__name__)
