@@ -36,8 +36,8 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _local = threading.local()
@@ -130,14 +130,56 @@ def threads(n=None):
                 _state["saved"], _state["workers"] = None, 1
 
 
+class _WorkerPool:
+    """Persistent daemon threads, each fed through its own queue: ``submit(i, fn, args,
+    reply)`` hands worker ``i`` a call, whose (i, ok, result or exception) lands in ``reply``.
+
+    Why not ``concurrent.futures.ThreadPoolExecutor``: a region's handoff is on every parallel
+    kernel's critical path, and an executor's futures, condition variables and thread-count
+    bookkeeping add to it. Measured on the AMD VM of benchmarks/RESULTS.md, an empty two-worker
+    region in a loop: 71 us median with the executor, 20 us with a queue per worker. Inside
+    training steps the worker's wake-up dominates (it starts 40-75 us after the region, either
+    way), so whole steps gained ~1%, within that VM's noise. The caller makes a fresh ``reply``
+    queue per region, so concurrent callers, or a region abandoned by an interrupt, never
+    receive each other's results.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._inboxes = [queue.SimpleQueue() for _ in range(size)]
+        for i, inbox in enumerate(self._inboxes):
+            threading.Thread(target=self._serve, args=(i, inbox), name=f"nnlite-worker-{i + 1}",
+                             daemon=True).start()
+
+    @staticmethod
+    def _serve(i, inbox):
+        while True:
+            job = inbox.get()
+            if job is None:
+                return
+            fn, args, reply = job
+            try:
+                reply.put((i, True, fn(*args)))
+            except BaseException as e:             # handed to the caller, re-raised there
+                reply.put((i, False, e))
+
+    def submit(self, i: int, fn, args, reply) -> None:
+        self._inboxes[i].put((fn, args, reply))
+
+    def shutdown(self) -> None:
+        """Let every thread finish its queued calls, then end (does not wait)."""
+        for inbox in self._inboxes:
+            inbox.put(None)
+
+
 def _pool(size):
     """The persistent worker pool (at least ``size`` threads); a new one in a forked child,
     whose copy of the parent's pool has no threads."""
     with _lock:
         if _state["pool_size"] < size or _state["pool_pid"] != os.getpid():
             if _state["pool"] is not None and _state["pool_pid"] == os.getpid():
-                _state["pool"].shutdown(wait=False)
-            _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="nnlite-worker")
+                _state["pool"].shutdown()
+            _state["pool"] = _WorkerPool(size)
             _state["pool_size"], _state["pool_pid"] = size, os.getpid()
         return _state["pool"]
 
@@ -176,17 +218,17 @@ def run_chunks(work, chunks, threads: int | None = None):
     with _lock:
         _state["regions"] += 1
         region = _state["regions"]
-    futures = [pool.submit(_as_worker, work, i, chunks[i::t], region) for i in range(1, t)]
-    errors, results = [], []
+    reply = queue.SimpleQueue()
+    for i in range(1, t):
+        pool.submit(i - 1, _as_worker, (work, i, chunks[i::t], region), reply)
+    errors, results = {}, {}
     try:
-        results.append(_as_worker(work, 0, chunks[0::t], region))
+        results[0] = _as_worker(work, 0, chunks[0::t], region)
     except BaseException as e:             # still wait for the others before raising
-        errors.append(e)
-    for f in futures:
-        try:
-            results.append(f.result())
-        except BaseException as e:
-            errors.append(e)
+        errors[0] = e
+    for _ in range(1, t):
+        i, ok, value = reply.get()
+        (results if ok else errors)[i + 1] = value
     if errors:
-        raise errors[0]
-    return results
+        raise errors[min(errors)]
+    return [results[i] for i in range(t)]

@@ -65,6 +65,49 @@ def test_errors_raised_after_all_workers_finished():
 
 
 @pytest.mark.skipif(not parallel.blas_controllable(), reason="needs threadpoolctl and a BLAS it can control")
+def test_first_error_in_worker_order_not_in_time_order():
+    def work(worker, items):
+        if worker == 1:
+            threading.Event().wait(0.05)           # fails last in time, first in worker order
+            raise KeyError("worker 1 failed")
+        if worker == 2:
+            raise ValueError("worker 2 failed")
+        return worker
+    with parallel.threads(3):
+        with pytest.raises(KeyError, match="worker 1 failed"):
+            parallel.run_chunks(work, [0, 1, 2])
+        assert parallel.run_chunks(lambda w, items: w, [0, 1, 2]) == [0, 1, 2]   # pool still fine
+
+
+def test_concurrent_callers_each_get_their_own_results():
+    """Two caller threads share the worker pool: every region's results go back to the
+    region that submitted them (each region has its own reply queue)."""
+    failures, barrier = [], threading.Barrier(2)
+
+    def caller(tag):
+        barrier.wait()
+        for i in range(200):
+            res = parallel.run_chunks(lambda w, items: (tag, i, w, list(items)), [0, 1, 2, 3])
+            if res != [(tag, i, 0, [0, 2]), (tag, i, 1, [1, 3])]:
+                failures.append((tag, i, res))
+    with parallel.threads(2):
+        callers = [threading.Thread(target=caller, args=(tag,)) for tag in "ab"]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(timeout=60)
+    assert not any(t.is_alive() for t in callers)
+    assert failures == []
+
+
+def test_pool_grows_when_a_block_asks_for_more_workers():
+    with parallel.threads(2):
+        assert parallel.run_chunks(lambda w, items: w, range(4)) == [0, 1]
+    with parallel.threads(4):
+        res = parallel.run_chunks(lambda w, items: (w, threading.get_ident()), range(4))
+    assert [w for w, _ in res] == [0, 1, 2, 3] and len({ident for _, ident in res}) == 4
+
+
 def test_blas_limited_inside_block_and_restored_after_error_and_nesting():
     libs = parallel._blas_libraries()
     before = [lib.num_threads for lib in libs]
