@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlite import no_grad
 import nnlite.nn as nn
 from nnlite.losses import SoftmaxCrossEntropy
 
@@ -106,11 +107,16 @@ def make_sgd(model):
 
 
 def nnlite_infer_fn(name: str, n: int = 256, seed: int = 0):
-    """A zero-argument eval-mode forward pass of the nnlite model on a fixed batch."""
+    """A zero-argument eval-mode forward pass of the nnlite model on a fixed batch, under
+    ``nnlite.no_grad()`` (as PyTorch's twin runs under ``torch.no_grad()``)."""
     model = nnlite_model(name, np.random.default_rng(seed))
     model.eval()
     x, _ = batch(name, n, seed)
-    return (lambda: model.forward(x)), {"model": model, "x": x}
+
+    def run():
+        with no_grad():
+            return model.forward(x)
+    return run, {"model": model, "x": x}
 
 
 def torch_infer_fn(name: str, torch, n: int = 256, seed: int = 0, nnlite_twin=None):

@@ -4,6 +4,7 @@ Subpackages load on first use (``import nnlite; nnlite.nn.Linear(...)`` works).
 """
 import importlib
 
+from .grad_mode import is_grad_enabled, no_grad
 from .kernels import use_kernels
 
 __version__ = "0.1.0"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .grad_mode import NO_GRAD_CACHE
+
 
 def as_generator(rng, allow_none: bool = True) -> np.random.Generator:
     """Return a ``numpy.random.Generator`` from a Generator or a non-negative int seed.
@@ -207,9 +209,13 @@ def check_finite_vector(v, name: str, positive: bool = False, dtype=np.float64) 
 
 
 def check_backward_ready(cache, who: str) -> None:
-    """RuntimeError when ``backward`` runs before ``forward`` (the layer's cache is None)."""
+    """RuntimeError when ``backward`` runs before ``forward`` (the layer's cache is None) or
+    after a forward that ran fused under ``nnlite.no_grad()`` (which kept nothing for it)."""
     if cache is None:
         raise RuntimeError(f"{who}.backward called before forward: call forward first")
+    if cache is NO_GRAD_CACHE:
+        raise RuntimeError(f"{who}.backward after a forward under nnlite.no_grad(), which kept nothing "
+                           "for a backward: run the forward again outside no_grad()")
 
 
 def check_dout(dout, shape, who: str) -> np.ndarray:

@@ -227,11 +227,18 @@ def clean_batches(model, x, y, target, batch_size, pred_clean, labels):
 
 
 # -- the model's state during an attack ----------------------------------------------------------
+#: What a module's forward leaves for its backward (instance attributes; see ``model_eval_state``).
+_FORWARD_STATE = ("_cache", "_out_shape", "_forward_no_grad")
+_ABSENT = object()
+
+
 @contextmanager
 def model_eval_state(model):
     """Context manager: put ``model`` in eval mode and freeze its parameters, restore on exit.
 
-    Restores, per submodule, the ``training`` flag, the forward cache and (for layers having
+    Restores, per submodule, the ``training`` flag, the forward state (``_FORWARD_STATE``: the
+    cache, the output shape and a ``Sequential``'s ``no_grad`` mark, so a backward of a forward
+    made before still runs) and (for layers having
     it, found by attribute: ``Conv2d``, ``Linear``, any custom layer) ``needs_input_grad``,
     which is switched on meanwhile; per parameter, ``trainable`` and the bitwise content of
     ``grad`` (written back into the same array object). Inside, the kernels run on nnlite's
@@ -241,7 +248,7 @@ def model_eval_state(model):
         raise TypeError(f"model must be an nnlite Module, got {type(model).__name__}")
     modules = [m for _, m in model.named_modules()]
     modes = [(m, m.training) for m in modules]
-    caches = [(m, m.__dict__.get("_cache")) for m in modules]
+    states = [(m, name, m.__dict__.get(name, _ABSENT)) for m in modules for name in _FORWARD_STATE]
     input_flags = [(m, m.needs_input_grad) for m in modules if hasattr(m, "needs_input_grad")]
     params = model.parameters()
     saved = [(p, p.trainable, p.grad, np.array(p.grad, copy=True)) for p in params]
@@ -261,8 +268,11 @@ def model_eval_state(model):
             np.copyto(grad_obj, grad_copy)
         for m, flag in input_flags:
             m.needs_input_grad = flag
-        for m, cache in caches:
-            object.__setattr__(m, "_cache", cache)
+        for m, name, value in states:
+            if value is _ABSENT:
+                m.__dict__.pop(name, None)
+            else:
+                object.__setattr__(m, name, value)
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_float_array, check_labels
+from ..grad_mode import no_grad
 from ..functional.activations import log_softmax
 from .base import check_batch_size, check_logits, model_eval_state, raw_gradient
 
@@ -43,14 +44,15 @@ def per_example_cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Predicted classes (argmax of the logits) of ``x`` in eval mode, in chunks.
 
-    x: (N, ...) model input -> (N,) int64. The model's modes and caches are restored.
+    x: (N, ...) model input -> (N,) int64. The model's modes and caches are restored. Runs
+    under ``nnlite.no_grad()`` (no backward follows).
     """
     check_float_array(x, "x")
     if x.size and not np.isfinite(x).all():
         raise ValueError("x must hold finite values, got NaN or inf")
     batch_size = check_batch_size(batch_size)
     out = np.empty(x.shape[0], dtype=np.int64)
-    with model_eval_state(model):
+    with model_eval_state(model), no_grad():
         for s in range(0, x.shape[0], batch_size):
             logits = model.forward(x[s:s + batch_size])
             check_logits(logits, x[s:s + batch_size])

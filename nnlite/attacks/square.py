@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_generator
+from ..grad_mode import no_grad
 from .base import (check_attack_args, clean_batches, check_positive_int, clip_, empty_outputs,
                    make_result, margin, model_eval_state)
 
@@ -56,7 +57,7 @@ def square_attack(model, x, y=None, *, eps, n_queries: int = 5000, p_init: float
     x_adv, pred_clean, pred_adv, labels = empty_outputs(x)
     queries = np.zeros(n, dtype=np.int64)
     e = np.asarray(eps, dtype=x.dtype)
-    with model_eval_state(model):
+    with model_eval_state(model), no_grad():          # forwards only: no backward follows
         for sl, x0, logits, tb in clean_batches(model, x, y, target, batch_size, pred_clean, labels):
             m, cc = logits.shape
             s, lab = sl.start, labels[sl]

@@ -39,6 +39,12 @@ FUSE_BN_INTO_CONV = True
 #: is never written whole, which also takes one such array off a training step's peak memory.
 FUSE_POOL_INTO_CONV = True
 
+#: Under ``nnlite.no_grad()`` ``nn.Sequential`` runs a ``Conv2d``, an optional ``ReLU`` and a
+#: ``MaxPool2d`` after it as one kernel (``conv2d_forward(..., maxpool=(kernel, stride))``):
+#: each chunk of the conv's output is pooled in cache, the whole output never written;
+#: bit-identical results. False: the layers run one by one (for A/B).
+FUSE_POOL_NO_GRAD = True
+
 #: The kernels this storey tunes (the rest are the textbook ones, re-exported).
 ENGINE_KERNELS = ("relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "leaky_relu_forward",
                   "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",

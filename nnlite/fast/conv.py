@@ -95,6 +95,9 @@ from ..parallel import run_chunks as _run_chunks
 from . import probes
 from .activations import relu_masked
 from .pending import PendingGrad
+from .pool import _offset_slices as offset_slices
+from .pool import _params as pool_params
+from .pool import maxpool2d_forward
 
 #: Target size of one chunk's patch matrix (at least one image per chunk): small enough to stay
 #: in the core's L2 cache (2 MiB here) together with the chunk's output rows.
@@ -381,7 +384,7 @@ class ConvCache(NamedTuple):
     y: np.ndarray | None = None
 
 
-def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
+def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False, maxpool=None):
     """out[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, y*s + i, x*s + j] + b[o].
 
     x: (N, C_in, H, W); w: (C_out, C_in, kh, kw); b: (C_out,) or None;
@@ -389,8 +392,15 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
     ``out`` is a fresh array stored channel-last (see the module docstring); index it as NCHW.
     relu: out = max(out, 0), fused (see the module docstring); backward then includes the
     ReLU's derivative (dout * (out > 0)).
+    maxpool: (kernel, stride) of a max pool applied to out, fused, for forwards no backward
+    follows (``nnlite.no_grad()``): returns (pooled (N, C_out, Hp, Wp), channel-last, None);
+    each chunk's output rows are pooled while in cache and the whole output is never written
+    (bit-identical to ``maxpool2d_forward`` of the unfused output).
     """
     g = _geometry(x.shape, w.shape, stride, pad)
+    if maxpool is not None and g.is_pointwise():
+        out, _ = conv2d_forward(x, w, b, stride, pad, relu)          # one whole-batch GEMM
+        return maxpool2d_forward(out, *maxpool)[0], None
     w_k = w.transpose(2, 3, 1, 0).reshape(g.k, g.c_out)                 # rows (i, j, c)
     out = np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)           # NHWC
     xh = x.transpose(0, 2, 3, 1)
@@ -407,18 +417,46 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False):
         if ones:
             w_k = np.concatenate([w_k, b[None, :]])                       # (k + 1, C_out)
 
+        if maxpool is not None:
+            pooled, rows0, offs = _pooled_output(g, maxpool, x.dtype)
+
         def forward_chunks(worker, my_chunks):
             for n0, n1 in my_chunks:
-                rows = out[n0:n1].reshape(-1, g.c_out)
+                if maxpool is None:
+                    rows = out[n0:n1].reshape(-1, g.c_out)
+                else:
+                    rows = _workspace("conv out", (m * g.ho * g.wo, g.c_out), x.dtype)[:(n1 - n0) * g.ho * g.wo]
                 cols = _patches(x, n0, n1, g, m, ones)
                 _gemm(cols.T if transposed else cols, w_k, rows)
                 if b is not None and not ones:
                     rows += b                              # while the rows are in cache
                 if relu:
                     np.maximum(rows, 0, out=rows)          # the fused ReLU, likewise
+                if maxpool is not None:                    # and the fused max pool
+                    _max_pool_rows(rows.reshape(n1 - n0, g.ho, g.wo, g.c_out), pooled[n0:n1], rows0, offs)
+        if maxpool is not None:
+            run_chunks(forward_chunks, chunks)
+            return pooled.transpose(0, 3, 1, 2), None
         run_chunks(forward_chunks, chunks)
     cache = ConvCache(x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), out if relu else None)
     return out.transpose(0, 3, 1, 2), cache
+
+
+def _pooled_output(g: Geometry, maxpool, dtype):
+    """The fused max pool's result (N, Hp, Wp, C_out) (channel-last, like the pool's on a conv
+    output), the (H, W) slices of offset (0, 0) and every offset's ``(k, slices)``."""
+    ph, pw, sh, sw = pool_params(*maxpool)
+    hp, wp = conv_output_size(g.ho, ph, sh, 0), conv_output_size(g.wo, pw, sw, 0)
+    offs = offset_slices(ph, pw, sh, sw, hp, wp)
+    return np.empty((g.n, hp, wp, g.c_out), dtype=dtype), offs[0][1], offs
+
+
+def _max_pool_rows(y, pooled, rows0, offs):
+    """pooled = max over the window offsets of y (k, Ho, Wo, C) (a chunk's output rows), in
+    the order of ``maxpool2d_forward`` (offset (0, 0), then the others row-major)."""
+    pooled[...] = y[:, rows0[0], rows0[1]]
+    for _, (rows, cols) in offs[1:]:
+        np.maximum(pooled, y[:, rows, cols], out=pooled)
 
 
 def conv2d_backward(dout, cache, need_input_grad: bool = True, need_weight_grad: bool = True):

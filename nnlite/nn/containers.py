@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..grad_mode import NO_GRAD_CACHE, is_grad_enabled
 from .layers import BatchNorm2d, Conv2d, Identity, MaxPool2d, ReLU, _BatchNorm
 from .module import Module
 
@@ -13,6 +14,8 @@ class Sequential(Module):
 
     Children are named "0", "1", ... so parameters read ``"3.weight"`` in ``named_parameters``.
     """
+    #: whether the last forward ran under ``nnlite.no_grad()`` (``backward`` then refuses)
+    _forward_no_grad = False
 
     def __init__(self, *layers):
         super().__init__()
@@ -48,13 +51,26 @@ class Sequential(Module):
         their forward or backward) followed by a ``ReLU`` runs as one
         kernel (``forward_relu``: the ReLU applied to each in-cache chunk of the output;
         bit-identical results, see ``nnlite.fast.conv`` and ``nnlite.fast.batchnorm``) unless
-        ``nnlite.fast.FUSE_RELU`` is False."""
+        ``nnlite.fast.FUSE_RELU`` is False. Under ``nnlite.no_grad()`` a ``Conv2d``, an
+        optional ``ReLU`` and a ``MaxPool2d`` (plain classes) run as one kernel
+        (``Conv2d.forward_maxpool``) unless ``nnlite.fast.FUSE_POOL_NO_GRAD`` is False, and
+        ``backward`` then refuses to run."""
         layers = list(self._modules.values())
-        fuse = kernels.active_name() == "fast" and kernels.storey("fast").FUSE_RELU
+        engine = kernels.active_name() == "fast"
+        fuse = engine and kernels.storey("fast").FUSE_RELU
+        no_grad = not is_grad_enabled()
+        fuse_pool = no_grad and engine and kernels.storey("fast").FUSE_POOL_NO_GRAD
+        object.__setattr__(self, "_forward_no_grad", no_grad)
         i = 0
         while i < len(layers):
             layer = layers[i]
-            if fuse and i + 1 < len(layers) and type(layers[i + 1]) is ReLU \
+            pooled = self._pool_after_conv(layers, i) if fuse_pool else None
+            if pooled is not None:
+                x = layer.forward_maxpool(x, layers[pooled], relu=pooled == i + 2)
+                if pooled == i + 2:
+                    layers[i + 1]._cache = NO_GRAD_CACHE
+                i = pooled + 1
+            elif fuse and i + 1 < len(layers) and type(layers[i + 1]) is ReLU \
                     and hasattr(layer, "fuses_relu") and layer.fuses_relu():
                 x = layer.forward_relu(x)
                 layers[i + 1].fused_into(x)
@@ -63,6 +79,17 @@ class Sequential(Module):
                 x = layer.forward(x)
                 i += 1
         return x
+
+    @staticmethod
+    def _pool_after_conv(layers, i):
+        """Index of the ``MaxPool2d`` that follows the ``Conv2d`` at i directly or after one
+        ``ReLU`` (all with their plain methods), else None."""
+        if not (isinstance(layers[i], Conv2d) and layers[i].fuses_relu()):
+            return None
+        j = i + 2 if i + 1 < len(layers) and type(layers[i + 1]) is ReLU else i + 1
+        if j < len(layers) and isinstance(layers[j], MaxPool2d) and layers[j].has_plain_methods():
+            return j
+        return None
 
     def backward(self, dout):
         """Backward right to left. A layer that skips its input gradient (``Conv2d`` or
@@ -73,7 +100,11 @@ class Sequential(Module):
         backward computes its rows chunk by chunk (bit-identical results, see
         ``nnlite.fast.pending.PendingGrad``) unless ``nnlite.fast.FUSE_BN_INTO_CONV`` is False;
         likewise a max pool after a ``Conv2d`` (a ``ReLU`` fused into the conv may sit between)
-        unless ``nnlite.fast.FUSE_POOL_INTO_CONV`` is False."""
+        unless ``nnlite.fast.FUSE_POOL_INTO_CONV`` is False. After a forward under
+        ``nnlite.no_grad()``: RuntimeError, before any layer runs (nothing is accumulated)."""
+        if self._forward_no_grad:
+            raise RuntimeError("Sequential.backward after a forward under nnlite.no_grad(), which kept "
+                               "nothing for a backward: run the forward again outside no_grad()")
         layers = list(self._modules.values())
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]

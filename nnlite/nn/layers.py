@@ -15,6 +15,7 @@ from .. import functional as F
 from .. import kernels
 from .._checks import (as_generator, check_backward_ready, check_bool, check_dout, check_finite_vector,
                        check_float_array, check_int, check_real, check_same_dtype, pair)
+from ..grad_mode import NO_GRAD_CACHE
 from ..init import get_initializer
 from .module import Module
 from .parameter import Parameter
@@ -350,6 +351,17 @@ class Conv2d(_FusesReLU, _Conv):
     def _geometry(self):
         return self.stride, self.padding
 
+    def forward_maxpool(self, x, pool: "MaxPool2d", relu: bool = False):
+        """``pool.forward(relu(self.forward(x)))`` (the ReLU only if ``relu``) as one engine
+        kernel, for forwards no backward follows (what ``Sequential`` runs under
+        ``nnlite.no_grad()``): each chunk of the conv's output is pooled while in cache, and the
+        whole output is never written; bit-identical results. Both layers then keep no cache:
+        their ``backward`` raises until the next ordinary forward."""
+        out = self._forward(x, relu=relu, maxpool=(pool.kernel_size, pool.stride))
+        self._cache = pool._cache = NO_GRAD_CACHE
+        self._out_shape, pool._out_shape = None, out.shape
+        return out
+
     def takes_pending_grad(self) -> bool:
         """True when this layer's next ``backward`` can take a ``PendingGrad`` (a batch norm's or a max pool's):
         its class keeps the plain methods (``fuses_relu``) and its last forward ran on the
@@ -421,11 +433,15 @@ class MaxPool2d(_Pool):
     """Max pooling (N, C, H, W) -> (N, C, Ho, Wo); the gradient goes to each window's first maximum."""
     _kernel = "maxpool2d"
 
+    def has_plain_methods(self) -> bool:
+        """True when this layer's class keeps the plain ``forward`` and ``backward`` (a subclass
+        overriding either runs its own code and is never fused)."""
+        return type(self).forward is _Stateless.forward and type(self).backward is _Stateless.backward
+
     def gives_pending_grad(self) -> bool:
         """True when ``backward_pending`` can run: this layer's class keeps the plain forward
         and backward and its last forward ran on the engine (see ``Sequential.backward``)."""
-        return (type(self).forward is _Stateless.forward and type(self).backward is _Stateless.backward
-                and self._cache is not None and self._cache[0] == "fast")
+        return self.has_plain_methods() and self._cache is not None and self._cache[0] == "fast"
 
     def backward_pending(self, dout):
         """``backward``, but dx may come back unwritten, as the engine's ``PendingGrad``, for the

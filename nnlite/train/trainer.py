@@ -40,6 +40,7 @@ from .. import parallel
 from .._checks import as_generator, check_choice, check_int
 from ..data.preprocess import stratified_split
 from ..functional import softmax_forward
+from ..grad_mode import no_grad
 from ..nn.module import Module
 from ..optim import ReduceLROnPlateau, clip_grad_norm, is_weight, l2_penalty
 from .callbacks import Callback
@@ -462,14 +463,14 @@ class Trainer:
 
     # -- inference -----------------------------------------------------------------------------
     def predict_logits(self, x: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
-        """Model outputs for ``x`` (N, ...) -> (N, C), in eval mode, ``batch_size`` samples at a time.
-
-        Every submodule's train/eval flag is restored afterwards.
+        """Model outputs for ``x`` (N, ...) -> (N, C), in eval mode, ``batch_size`` samples at a time,
+        under ``nnlite.no_grad()`` (no backward follows). Every submodule's train/eval flag is
+        restored afterwards.
         """
         x, _ = _check_xy(x, None, need_y=False)
         bs = self.eval_batch_size if batch_size is None else check_int(batch_size, "batch_size", what="a positive int")
         outs = []
-        with _Modes(self.model, training=False), parallel.threads(self.threads):
+        with _Modes(self.model, training=False), parallel.threads(self.threads), no_grad():
             for start in range(0, x.shape[0], bs):
                 outs.append(np.array(self.model.forward(x[start:start + bs]), copy=True))
         if not outs:
@@ -495,14 +496,15 @@ class Trainer:
 
         Returns ``{"loss": float, "acc": float}``; the loss is the size-weighted mean of the
         batch losses (the exact sample mean for unweighted mean losses), acc is NaN when y are
-        not class labels. Every submodule's train/eval flag is restored afterwards.
+        not class labels. Runs under ``nnlite.no_grad()``. Every submodule's train/eval flag is
+        restored afterwards.
         """
         x, y = _check_xy(x, y)
         if x.shape[0] == 0:
             raise ValueError(f"x holds no samples (shape {x.shape})")
         bs = self.eval_batch_size if batch_size is None else check_int(batch_size, "batch_size", what="a positive int")
         loss_sum, correct, labels = 0.0, 0, True
-        with _Modes(self.model, training=False), parallel.threads(self.threads):
+        with _Modes(self.model, training=False), parallel.threads(self.threads), no_grad():
             for start in range(0, x.shape[0], bs):
                 xb, yb = x[start:start + bs], y[start:start + bs]
                 out = self.model.forward(xb)
