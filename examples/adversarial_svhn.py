@@ -44,8 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent) if "__file__" in globals() else "examples")
 from _common import (Timer, base_parser, closed_unit_interval, command_line, compute_info,  # noqa: E402
-                     describe_compute, machine_info, nonnegative_int, number_list, number_type, parse_args,
-                     positive_float, positive_int, prepare_out, quick_note, script_description, write_json, write_text)
+                     describe_compute, machine_info, nonnegative_float, nonnegative_int, number_list, number_type,
+                     parse_args, positive_float, positive_int, prepare_out, quick_note, script_description, write_json,
+                     write_text)
 
 import nnlite.nn as nn  # noqa: E402
 from nnlite import metrics  # noqa: E402
@@ -55,7 +56,7 @@ from nnlite.data import DataNotFoundError, load_cifar10, load_mnist, load_svhn  
 from nnlite.data import stratified_split, stratified_subset  # noqa: E402
 from nnlite.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from nnlite.losses import SoftmaxCrossEntropy  # noqa: E402
-from nnlite.optim import Adam, WarmupCosine  # noqa: E402
+from nnlite.optim import SGD, Adam, WarmupCosine  # noqa: E402
 from nnlite.train import EarlyStopping, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
 
 # Per data set defaults of the "strong" recipe: the CNN (channels per block, convs per block,
@@ -166,8 +167,15 @@ p.add_argument("--minimal-n", type=nonnegative_int, default=100,
 p.add_argument("--augment", choices=("none", "crop", "flip-crop"), default=None,
                help="training-batch augmentation (default per data set)")
 p.add_argument("--batch-size", type=positive_int, default=128, help="training batch size")
-p.add_argument("--lr", type=positive_float, default=None, help="Adam's peak lr (linear warm-up, cosine decay)")
-p.add_argument("--adv-lr", type=positive_float, default=None, help="Adam's peak lr in adversarial training")
+p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+               help="adam, or sgd (momentum 0.9, Nesterov: the fast-adversarial-training papers' choice; give it "
+                    "--lr / --adv-lr, e.g. 0.1)")
+p.add_argument("--weight-decay", type=nonnegative_float, default=None,
+               help="L2 weight decay folded into the gradient (default: 0 with adam, 5e-4 with sgd)")
+p.add_argument("--lr", type=positive_float, default=None, help="peak lr (linear warm-up, cosine decay)")
+p.add_argument("--adv-lr", type=positive_float, default=None, help="peak lr in adversarial training")
+p.add_argument("--dropout", type=closed_unit_interval, default=None,
+               help="dropout before the last dense layer (default per data set: 0.3, MNIST 0)")
 p.add_argument("--widths", type=number_list(int, "integers"), default=None,
                help="output channels of the CNN's blocks, e.g. 64,128 (default per data set: 32,64 for MNIST, "
                     "32,64,128 otherwise)")
@@ -184,6 +192,10 @@ if args.adv_recipe == "report":
     cfg["adv_lr"] = cfg["lr"]
 pick = lambda v, key: cfg[key] if v is None else v  # noqa: E731
 cfg["blocks"], cfg["dense"] = tuple(pick(args.widths, "blocks")), pick(args.dense, "dense")
+cfg["dropout"] = pick(args.dropout, "dropout")
+weight_decay = (5e-4 if args.optimizer == "sgd" else 0.0) if args.weight_decay is None else args.weight_decay
+opt_text = ("SGD with Nesterov momentum 0.9" if args.optimizer == "sgd" else "Adam") + \
+    (f" and weight decay {weight_decay:g}" if weight_decay else "")
 epochs = QUICK["epochs"] if args.quick and args.epochs is None else pick(args.epochs, "epochs")
 adv_epochs = QUICK["epochs"] if args.quick and args.adv_epochs is None else pick(args.adv_epochs, "adv_epochs")
 warmup = 0 if args.quick else pick(args.adv_warmup, "warmup")
@@ -398,9 +410,14 @@ def new_model(rng):
 
 
 def train(model, rng, epochs_, callbacks=(), peak_lr=None, warmup_frac=0.05, start_factor=1 / 3):
-    """Adam; lr: linear warm-up over ``warmup_frac`` of the steps from ``start_factor`` * peak,
-    then cosine decay to 0 at the last step."""
-    opt = Adam(model.parameters(), lr=lr if peak_lr is None else peak_lr)
+    """Adam (or SGD with Nesterov momentum 0.9, ``--optimizer sgd``), weight decay
+    ``--weight-decay``; lr: linear warm-up over ``warmup_frac`` of the steps from
+    ``start_factor`` * peak, then cosine decay to 0 at the last step."""
+    peak = lr if peak_lr is None else peak_lr
+    if args.optimizer == "sgd":
+        opt = SGD(model.parameters(), lr=peak, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    else:
+        opt = Adam(model.parameters(), lr=peak, weight_decay=weight_decay)
     steps = -(-y_tr.size // args.batch_size) * max(epochs_, 1)
     schedule = WarmupCosine(opt, max(1, int(steps * warmup_frac)), steps, warmup_start_factor=start_factor)
     tr = Trainer(model, SoftmaxCrossEntropy(), opt, schedule=schedule, schedule_interval="step",
@@ -660,7 +677,7 @@ results = {
     "wall_time_s": {"total": total_seconds, "load": t_load.seconds, "train_standard": t_train.seconds,
                     "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                     "attack_adversarial": t_att_r.seconds, "ensemble": t_ens.seconds, "figures": t_fig.seconds},
-    "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr,
+    "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr, "optimizer": args.optimizer, "weight_decay": weight_decay,
     "arch": cfg["arch"], "widths": list(cfg["blocks"]), "dense": cfg["dense"], "compute": compute,
     "machine": machine_info(), "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
 }
@@ -753,7 +770,7 @@ Compute: {describe_compute(compute)}.
 ```
 {summary_text}
 ```
-Adam (peak lr {lr}, linear warm-up then cosine decay per step), batch {args.batch_size}, 5% stratified validation
+{opt_text} (peak lr {lr}, linear warm-up then cosine decay per step), batch {args.batch_size}, 5% stratified validation
 split, augmentation: {augment}, dropout {cfg["dropout"]}, {epochs} epoch(s) in {t_train.seconds:.0f} s.
 
 {img('history', 'history')}
@@ -788,7 +805,7 @@ Perturbed images at every eps (rows) with the true label and the model's predict
 ## Part 3: adversarial training
 
 In every batch a fraction {ratio} of the images is replaced by adversarial examples, {adv_text} (made with the
-current weights, eval mode), Adam with peak lr {adv_lr} (warm-up over {100 * cfg["adv_warmup_frac"]:.0f}% of the
+current weights, eval mode), {opt_text} with peak lr {adv_lr} (warm-up over {100 * cfg["adv_warmup_frac"]:.0f}% of the
 steps, then cosine decay), up to {adv_epochs} epoch(s) ({warmup} clean warm-up; eps ramped up from 0 over
 {adv_ramp:g} epoch(s)), {init_text};
 {len(hist_rob['loss'])} epoch(s) run in {t_train_r.seconds:.0f} s. {early_text}
