@@ -677,7 +677,8 @@ results = {
     "wall_time_s": {"total": total_seconds, "load": t_load.seconds, "train_standard": t_train.seconds,
                     "attack_standard": t_att.seconds, "train_adversarial": t_train_r.seconds,
                     "attack_adversarial": t_att_r.seconds, "ensemble": t_ens.seconds, "figures": t_fig.seconds},
-    "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr, "optimizer": args.optimizer, "weight_decay": weight_decay,
+    "seed": args.seed, "quick": args.quick, "batch_size": args.batch_size, "lr": lr, "adv_lr": adv_lr,
+    "optimizer": args.optimizer, "weight_decay": weight_decay,
     "arch": cfg["arch"], "widths": list(cfg["blocks"]), "dense": cfg["dense"], "compute": compute,
     "machine": machine_info(), "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
 }
