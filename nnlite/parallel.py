@@ -38,11 +38,12 @@ import numbers
 import os
 import queue
 import threading
+import time
 
 _lock = threading.Lock()
 _local = threading.local()
 _state = {"requested": None, "pool": None, "pool_size": 0, "pool_pid": None, "blas": None,
-          "blocks": 0, "saved": None, "workers": 1, "regions": 0}
+          "blocks": 0, "saved": None, "workers": 1, "regions": 0, "observer": None}
 
 
 def _blas_libraries():
@@ -194,10 +195,31 @@ def current_worker():
 
 def _as_worker(work, worker, items, region):
     _local.in_worker, _local.worker, _local.region = True, worker, region
+    observer = _state["observer"]
+    t0 = time.perf_counter() if observer is not None else 0.0
     try:
         return work(worker, items)
     finally:
         _local.in_worker = False
+        if observer is not None:
+            observer(region, worker, t0, time.perf_counter(), work)
+
+
+@contextlib.contextmanager
+def observe(callback):
+    """Inside the block, ``callback(region, worker, t_start, t_end, work)`` is called after each
+    worker's share of every parallel region (``time.perf_counter`` seconds; ``work`` is the
+    region's function): how ``python -m benchmarks.regions`` measures the handoff costs.
+    Process-wide, one observer at a time; outside a block nothing is timed."""
+    with _lock:
+        if _state["observer"] is not None:
+            raise RuntimeError("another parallel.observe() block is active")
+        _state["observer"] = callback
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["observer"] = None
 
 
 def run_chunks(work, chunks, threads: int | None = None):

@@ -112,7 +112,7 @@ def test_layer_profile_times_every_kind_of_layer_in_both_frameworks(capsys):
 
 
 @pytest.mark.parametrize("switch,model", [("FUSE_RELU", "fmnist_cnn"), ("FUSE_BN_INTO_CONV", "resnet_encoder"),
-                                          ("FUSE_POOL_INTO_CONV", "cifar_cnn")])
+                                          ("FUSE_POOL_INTO_CONV", "cifar_cnn"), ("FUSE_POOL_NO_GRAD", "fmnist_cnn")])
 def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys, switch, model):
     from benchmarks import fusion_ab
     from nnlite import fast as E
@@ -120,3 +120,14 @@ def test_fusion_ab_runs_both_ways_and_restores_the_switch(capsys, switch, model)
     out = capsys.readouterr().out
     assert "fused " in out and "unfused" in out and f"{switch} speed-up" in out
     assert getattr(E, switch) is True
+
+
+def test_regions_reports_every_parallel_region_of_a_step(capsys):
+    from benchmarks import regions
+    rows, step_ms = regions.region_costs("fmnist_cnn", 16, steps=2, warmup=1)
+    kinds = [kind.split()[1] for kind, _ in rows]
+    assert "conv2d_forward" in kinds and "conv2d_backward" in kinds and step_ms > 0
+    for _, r in rows:
+        assert r["overhead"] >= 0 and r["busy0"] > 0 and r["wall"] >= max(r["busy0"], r["busy_other"]) - 1e-6
+    regions.main(["--batches", "16", "--steps", "1"])
+    assert "parallel regions" in capsys.readouterr().out

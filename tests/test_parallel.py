@@ -210,3 +210,15 @@ def test_workers_after_fork():
 def _child_run_chunks():
     with parallel.threads(2):
         return parallel.run_chunks(lambda w, items: (w, list(items)), range(4))
+
+
+def test_observe_times_each_workers_share_and_allows_one_observer():
+    seen = []
+    with parallel.threads(2), parallel.observe(lambda *a: seen.append(a)):
+        parallel.run_chunks(lambda w, items: None, [0, 1])
+        with pytest.raises(RuntimeError, match="another"):
+            with parallel.observe(print):
+                pass
+    parallel.run_chunks(lambda w, items: None, [0, 1])            # not observed any more
+    assert sorted(w for _, w, _, _, _ in seen) == [0, 1]
+    assert all(t1 >= t0 for _, _, t0, t1, _ in seen) and len({r for r, *_ in seen}) == 1
