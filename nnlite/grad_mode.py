@@ -11,8 +11,9 @@ what it computes, and the engine may skip what only a backward needs. Today:
   it touches anything (no gradient is accumulated), as does the ``backward`` of a layer that
   ran fused there.
 
-``Trainer.evaluate`` / ``predict``, ``nnlite.attacks.predict`` and the score-based Square
-attack run under it. Layers outside a ``Sequential`` behave as usual.
+``Trainer.evaluate`` / ``predict``, ``nnlite.attacks.predict``, the score-based Square attack,
+``nnlite.models.extract_features`` and ``Autoencoder.encode`` / ``decode`` run under it.
+Layers outside a ``Sequential`` behave as usual.
 """
 from __future__ import annotations
 

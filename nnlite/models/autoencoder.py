@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import nn
 from .._checks import as_generator, check_float_array, check_int
+from ..grad_mode import no_grad
 
 
 class Autoencoder(nn.Module):
@@ -48,8 +49,9 @@ class Autoencoder(nn.Module):
         saved = [(m, m.training) for _, m in self.named_modules()]
         self.eval()
         try:
-            outs = [np.array(part.forward(x[i:i + batch_size]), copy=True)
-                    for i in range(0, x.shape[0], batch_size)]
+            with no_grad():                  # forwards only (see nnlite.grad_mode)
+                outs = [np.array(part.forward(x[i:i + batch_size]), copy=True)
+                        for i in range(0, x.shape[0], batch_size)]
         finally:
             for m, flag in saved:
                 object.__setattr__(m, "training", flag)

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from .._checks import check_int
+from ..grad_mode import no_grad
 from .._io import atomic_open
 from ..nn.module import Module
 from .named import Blocks
@@ -39,14 +40,15 @@ def extract_features(model: Module, x: np.ndarray, layer: str = None, batch_size
     model.eval()
     outs = []
     try:
-        for s in range(0, x.shape[0], bs):
-            xb = x[s:s + bs]
-            out = model.forward(xb) if layer is None else model.forward_until(xb, layer)
-            if out.ndim == 4 and pool in ("auto", "avg"):
-                out = out.mean(axis=(2, 3))
-            elif pool == "flatten" or (pool == "avg" and out.ndim > 2):
-                out = out.reshape(out.shape[0], -1)
-            outs.append(np.array(out, copy=True))
+        with no_grad():                      # forwards only (see nnlite.grad_mode)
+            for s in range(0, x.shape[0], bs):
+                xb = x[s:s + bs]
+                out = model.forward(xb) if layer is None else model.forward_until(xb, layer)
+                if out.ndim == 4 and pool in ("auto", "avg"):
+                    out = out.mean(axis=(2, 3))
+                elif pool == "flatten" or (pool == "avg" and out.ndim > 2):
+                    out = out.reshape(out.shape[0], -1)
+                outs.append(np.array(out, copy=True))
     finally:
         for m, flag in saved:
             object.__setattr__(m, "training", flag)
