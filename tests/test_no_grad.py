@@ -201,3 +201,9 @@ def test_trainer_evaluate_and_predict_run_fused_and_fit_still_trains(fused_calls
     history = trainer.fit(x, y, epochs=1, validation_data=(x, y))
     assert np.isfinite(history["val_loss"][0])
     assert any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+
+
+def test_forward_maxpool_refuses_the_textbook_storey():
+    conv, pool = nn.Conv2d(2, 3, 3, padding=1, rng=0), nn.MaxPool2d(2)
+    with use_kernels("textbook"), pytest.raises(RuntimeError, match="engine storey"):
+        conv.forward_maxpool(np.zeros((1, 2, 4, 4), np.float32), pool)

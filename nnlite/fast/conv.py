@@ -402,7 +402,7 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False, maxpool=None):
         out, _ = conv2d_forward(x, w, b, stride, pad, relu)          # one whole-batch GEMM
         return maxpool2d_forward(out, *maxpool)[0], None
     w_k = w.transpose(2, 3, 1, 0).reshape(g.k, g.c_out)                 # rows (i, j, c)
-    out = np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)           # NHWC
+    out = None if maxpool is not None else np.empty((g.n, g.ho, g.wo, g.c_out), dtype=x.dtype)   # NHWC
     xh = x.transpose(0, 2, 3, 1)
     if g.is_pointwise() and xh.flags.c_contiguous:
         _gemm(xh.reshape(-1, g.c_in), w_k, out.reshape(-1, g.c_out))
@@ -434,10 +434,9 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, relu=False, maxpool=None):
                     np.maximum(rows, 0, out=rows)          # the fused ReLU, likewise
                 if maxpool is not None:                    # and the fused max pool
                     _max_pool_rows(rows.reshape(n1 - n0, g.ho, g.wo, g.c_out), pooled[n0:n1], rows0, offs)
-        if maxpool is not None:
-            run_chunks(forward_chunks, chunks)
-            return pooled.transpose(0, 3, 1, 2), None
         run_chunks(forward_chunks, chunks)
+        if maxpool is not None:
+            return pooled.transpose(0, 3, 1, 2), None
     cache = ConvCache(x, w, b is not None, (g.sh, g.sw), (g.ph, g.pw), out if relu else None)
     return out.transpose(0, 3, 1, 2), cache
 

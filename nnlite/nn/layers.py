@@ -356,7 +356,9 @@ class Conv2d(_FusesReLU, _Conv):
         kernel, for forwards no backward follows (what ``Sequential`` runs under
         ``nnlite.no_grad()``): each chunk of the conv's output is pooled while in cache, and the
         whole output is never written; bit-identical results. Both layers then keep no cache:
-        their ``backward`` raises until the next ordinary forward."""
+        their ``backward`` raises until the next ordinary forward. Engine storey only."""
+        if kernels.active_name() != "fast":
+            raise RuntimeError("forward_maxpool runs on the engine storey only (the textbook storey never fuses)")
         out = self._forward(x, relu=relu, maxpool=(pool.kernel_size, pool.stride))
         self._cache = pool._cache = NO_GRAD_CACHE
         self._out_shape, pool._out_shape = None, out.shape
