@@ -146,7 +146,6 @@ class _WorkerPool:
     """
 
     def __init__(self, size: int):
-        self.size = size
         self._inboxes = [queue.SimpleQueue() for _ in range(size)]
         for i, inbox in enumerate(self._inboxes):
             threading.Thread(target=self._serve, args=(i, inbox), name=f"nnlite-worker-{i + 1}",

@@ -227,8 +227,6 @@ def clean_batches(model, x, y, target, batch_size, pred_clean, labels):
 
 
 # -- the model's state during an attack ----------------------------------------------------------
-#: What a module's forward leaves for its backward (instance attributes; see ``model_eval_state``).
-_FORWARD_STATE = ("_cache", "_out_shape", "_forward_no_grad")
 _ABSENT = object()
 
 
@@ -236,9 +234,9 @@ _ABSENT = object()
 def model_eval_state(model):
     """Context manager: put ``model`` in eval mode and freeze its parameters, restore on exit.
 
-    Restores, per submodule, the ``training`` flag, the forward state (``_FORWARD_STATE``: the
-    cache, the output shape and a ``Sequential``'s ``no_grad`` mark, so a backward of a forward
-    made before still runs) and (for layers having
+    Restores, per submodule, the ``training`` flag, the forward state (``Module._forward_state``:
+    the cache, the output shape and a ``Sequential``'s ``no_grad`` mark, so a backward of a
+    forward made before still runs) and (for layers having
     it, found by attribute: ``Conv2d``, ``Linear``, any custom layer) ``needs_input_grad``,
     which is switched on meanwhile; per parameter, ``trainable`` and the bitwise content of
     ``grad`` (written back into the same array object). Inside, the kernels run on nnlite's
@@ -248,7 +246,7 @@ def model_eval_state(model):
         raise TypeError(f"model must be an nnlite Module, got {type(model).__name__}")
     modules = [m for _, m in model.named_modules()]
     modes = [(m, m.training) for m in modules]
-    states = [(m, name, m.__dict__.get(name, _ABSENT)) for m in modules for name in _FORWARD_STATE]
+    states = [(m, name, m.__dict__.get(name, _ABSENT)) for m in modules for name in m._forward_state]
     input_flags = [(m, m.needs_input_grad) for m in modules if hasattr(m, "needs_input_grad")]
     params = model.parameters()
     saved = [(p, p.trainable, p.grad, np.array(p.grad, copy=True)) for p in params]

@@ -16,6 +16,7 @@ class Sequential(Module):
     """
     #: whether the last forward ran under ``nnlite.no_grad()`` (``backward`` then refuses)
     _forward_no_grad = False
+    _forward_state = Module._forward_state + ("_forward_no_grad",)
 
     def __init__(self, *layers):
         super().__init__()

@@ -60,6 +60,10 @@ class Module:
     #: Shape of the last ``forward`` output (layers record it to check ``dout`` in backward).
     _out_shape = None
 
+    #: Instance attributes a ``forward`` leaves for its ``backward`` (saved and restored by
+    #: code that runs extra forwards in between, e.g. ``nnlite.attacks.model_eval_state``).
+    _forward_state = ("_cache", "_out_shape")
+
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
